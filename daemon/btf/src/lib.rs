@@ -1,0 +1,1 @@
+//! BTF field offsets.

@@ -1,0 +1,1 @@
+//! Filter language and rules engine.

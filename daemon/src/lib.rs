@@ -1,0 +1,1 @@
+//! saker daemon library.

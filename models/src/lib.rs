@@ -1,0 +1,1 @@
+//! saker on-node models.

@@ -1,0 +1,1 @@
+//! saker gRPC API (generated code lands here).

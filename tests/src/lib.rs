@@ -1,0 +1,1 @@
+//! Shared harnesses for saker integration tests.
