@@ -1,1 +1,9 @@
-//! saker daemon library.
+//! saker's daemon: sensor loading and decoding, enrichment, and (in later stages) rules,
+//! store, incidents, assistant and API. Data flows one way:
+//! kernel → sensor (read, decode) → enrich → rules → store → incidents → assistant/API.
+
+pub mod bstr;
+pub mod capture;
+pub mod event;
+pub mod proctable;
+pub mod sensor;

@@ -1,1 +1,174 @@
-fn main() {}
+//! sakerd: the saker node daemon.
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use saker::{
+    capture,
+    proctable::ProcTable,
+    sensor::{Sensor, SensorConfig},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "sakerd",
+    version,
+    about = "saker node daemon: eBPF sensor, detection, on-node assistant"
+)]
+struct Cli {
+    /// Ring buffer size in MiB (power of two).
+    #[arg(long, default_value_t = 16, global = true)]
+    ring_mib: u32,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon in the foreground (default).
+    Run,
+    /// Print decoded events as JSON lines on stdout.
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Write decoded events to FILE as a bincode capture (for replay in tests/benchmarks).
+    Record {
+        file: PathBuf,
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Print the sensor's drop counters and attach report as JSON, then exit.
+    Status,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = SensorConfig {
+        ring_bytes: cli.ring_mib * 1024 * 1024,
+        ..Default::default()
+    };
+    let mut sensor = Sensor::load(&cfg).context("loading the sensor")?;
+    let report = sensor.report();
+    tracing::info!(
+        attached = report.attached(),
+        total = report.programs.len(),
+        upper_layer_check = report.upper_layer_check,
+        "sensor attached"
+    );
+    for p in report.failed() {
+        tracing::warn!(program = %p.program, hook = %p.hook, "not attached: {}", p.error.as_deref().unwrap_or(""));
+    }
+    match cli.cmd.unwrap_or(Cmd::Run) {
+        Cmd::Status => {
+            let out = serde_json::json!({ "attach": sensor.report(), "drops": sensor.drops()? });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Cmd::Events { count } => print_events(&mut sensor, count).await,
+        Cmd::Record {
+            file,
+            count,
+            seconds,
+        } => record(&mut sensor, file, count, seconds).await,
+        Cmd::Run => daemon(&mut sensor).await,
+    }
+}
+
+async fn print_events(sensor: &mut Sensor, count: Option<u64>) -> anyhow::Result<()> {
+    let mut events = sensor.events()?;
+    let stdout = std::io::stdout();
+    let mut n = 0u64;
+    eprintln!("sakerd: ready");
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                let mut out = stdout.lock();
+                serde_json::to_writer(&mut out, &ev)?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+                n += 1;
+                if count.is_some_and(|c| n >= c) { break; }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    eprintln!("sakerd: drops {}", serde_json::to_string(&sensor.drops()?)?);
+    Ok(())
+}
+
+async fn record(
+    sensor: &mut Sensor,
+    file: PathBuf,
+    count: Option<u64>,
+    seconds: Option<u64>,
+) -> anyhow::Result<()> {
+    let f = std::fs::File::create(&file).with_context(|| format!("creating {}", file.display()))?;
+    let mut w = capture::Writer::new(std::io::BufWriter::new(f))?;
+    let mut events = sensor.events()?;
+    let deadline = tokio::time::sleep(Duration::from_secs(seconds.unwrap_or(u64::MAX / 4)));
+    tokio::pin!(deadline);
+    let mut n = 0u64;
+    eprintln!("sakerd: ready");
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                w.write(&ev)?;
+                n += 1;
+                if count.is_some_and(|c| n >= c) { break; }
+            }
+            _ = &mut deadline => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    w.flush()?;
+    eprintln!("sakerd: recorded {n} events to {}", file.display());
+    Ok(())
+}
+
+async fn daemon(sensor: &mut Sensor) -> anyhow::Result<()> {
+    let mut events = sensor.events()?;
+    let mut table = ProcTable::bootstrap(1 << 16, Duration::from_secs(30));
+    tracing::info!(processes = table.len(), "process table bootstrapped");
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut seen = 0u64;
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                table.apply(&ev);
+                seen += 1;
+            }
+            _ = tick.tick() => {
+                table.evict_expired();
+                let d = sensor.drops()?;
+                tracing::info!(events = seen, processes = table.len(), drops = d.total(), "status");
+                if d.total() > 0 {
+                    tracing::warn!("sensor dropped events: {}", serde_json::to_string(&d)?);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    Ok(())
+}

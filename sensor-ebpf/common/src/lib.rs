@@ -167,6 +167,9 @@ pub struct Config {
     pub prevent_drift: u32,
     /// Mount namespace inode of the host (init); tasks elsewhere count as in a container.
     pub host_mnt_ns: u32,
+    /// Non-zero: report only tasks in this cgroup v2 id (scoping a node to one workload,
+    /// and exact accounting in tests). 0 = every cgroup.
+    pub cgroup_filter: u64,
 }
 
 /// Byte offsets of kernel struct fields, computed from BTF at load time and written into

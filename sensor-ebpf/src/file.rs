@@ -1,0 +1,185 @@
+//! File activity: opens that create/write/truncate, chmod family, memfd_create, unlink.
+
+use aya_ebpf::{
+    helpers::bpf_probe_read_user_str_bytes,
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use saker_common::{class, flag, kind, FileEvent, PATH_LEN};
+
+use crate::{
+    output::{count_drop, fill_header, EVENTS},
+    syscall::{arg, remember, ret, take, Pending},
+};
+
+const AT_FDCWD: i32 = -100;
+const O_WRONLY: u32 = 0o1;
+const O_RDWR: u32 = 0o2;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+/// Opens that can change a file; read-only opens are by far the most frequent and are
+/// dropped here, before any map or ring-buffer work.
+const WRITE_MASK: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
+
+#[inline(always)]
+fn remember_open(dfd: i32, ptr: u64, flags: u32, mode: u32) {
+    if flags & WRITE_MASK != 0 {
+        remember(class::FILE, &Pending::new(kind::OPEN, dfd, ptr, flags, mode));
+    }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_openat")]
+pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    let (Some(dfd), Some(ptr), Some(flags), Some(mode)) =
+        (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1), arg::<u64>(&ctx, 2), arg::<u64>(&ctx, 3))
+    else {
+        return 0;
+    };
+    remember_open(dfd as i32, ptr, flags as u32, mode as u32);
+    0
+}
+
+/// openat2(dfd, path, struct open_how *how, size): flags and mode live in user memory.
+#[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
+pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
+    let (Some(dfd), Some(ptr), Some(how)) =
+        (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1), arg::<u64>(&ctx, 2))
+    else {
+        return 0;
+    };
+    let Ok(how) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(how as *const [u64; 2]) })
+    else {
+        return 0;
+    };
+    remember_open(dfd as i32, ptr, how[0] as u32, how[1] as u32);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_creat")]
+pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
+    let (Some(ptr), Some(mode)) = (arg::<u64>(&ctx, 0), arg::<u64>(&ctx, 1)) else {
+        return 0;
+    };
+    remember_open(AT_FDCWD, ptr, O_CREAT | O_WRONLY | O_TRUNC, mode as u32);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_chmod")]
+pub fn sys_enter_chmod(ctx: TracePointContext) -> u32 {
+    if let (Some(ptr), Some(mode)) = (arg::<u64>(&ctx, 0), arg::<u64>(&ctx, 1)) {
+        remember(class::FILE, &Pending::new(kind::CHMOD, AT_FDCWD, ptr, 0, mode as u32));
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchmod")]
+pub fn sys_enter_fchmod(ctx: TracePointContext) -> u32 {
+    if let (Some(fd), Some(mode)) = (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1)) {
+        remember(class::FILE, &Pending::new(kind::CHMOD, fd as i32, 0, 0, mode as u32));
+    }
+    0
+}
+
+#[inline(always)]
+fn remember_fchmodat(ctx: &TracePointContext) {
+    if let (Some(dfd), Some(ptr), Some(mode)) =
+        (arg::<i64>(ctx, 0), arg::<u64>(ctx, 1), arg::<u64>(ctx, 2))
+    {
+        remember(class::FILE, &Pending::new(kind::CHMOD, dfd as i32, ptr, 0, mode as u32));
+    }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchmodat")]
+pub fn sys_enter_fchmodat(ctx: TracePointContext) -> u32 {
+    remember_fchmodat(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_fchmodat2")]
+pub fn sys_enter_fchmodat2(ctx: TracePointContext) -> u32 {
+    remember_fchmodat(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_memfd_create")]
+pub fn sys_enter_memfd_create(ctx: TracePointContext) -> u32 {
+    if let (Some(ptr), Some(flags)) = (arg::<u64>(&ctx, 0), arg::<u64>(&ctx, 1)) {
+        remember(class::FILE, &Pending::new(kind::MEMFD_CREATE, -1, ptr, flags as u32, 0));
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_unlink")]
+pub fn sys_enter_unlink(ctx: TracePointContext) -> u32 {
+    if let Some(ptr) = arg::<u64>(&ctx, 0) {
+        remember(class::FILE, &Pending::new(kind::UNLINK, AT_FDCWD, ptr, 0, 0));
+    }
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_enter_unlinkat")]
+pub fn sys_enter_unlinkat(ctx: TracePointContext) -> u32 {
+    if let (Some(dfd), Some(ptr), Some(flags)) =
+        (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1), arg::<u64>(&ctx, 2))
+    {
+        remember(class::FILE, &Pending::new(kind::UNLINK, dfd as i32, ptr, flags as u32, 0));
+    }
+    0
+}
+
+/// Shared by every file syscall's exit: emit what was remembered, with the result.
+#[inline(always)]
+fn finish(ctx: &TracePointContext) {
+    let Some(p) = take() else {
+        return;
+    };
+    if p.kind == saker_common::kind::CONNECT {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {
+        count_drop(class::FILE);
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    unsafe {
+        fill_header(&mut (*ev).hdr, p.kind);
+        (*ev).ret = ret(ctx);
+        (*ev).dfd = p.dfd;
+        (*ev).flags = p.flags;
+        (*ev).mode = p.mode;
+        (*ev).path_len = 0;
+        if p.ptr != 0 {
+            match bpf_probe_read_user_str_bytes(p.ptr as *const u8, &mut (*ev).path) {
+                Ok(s) => {
+                    (*ev).path_len = s.len() as u32;
+                    if s.len() >= PATH_LEN - 1 {
+                        (*ev).hdr.flags |= flag::PATH_TRUNCATED;
+                    }
+                }
+                Err(_) => (*ev).hdr.flags |= flag::PATH_TRUNCATED,
+            }
+        }
+    }
+    entry.submit(0);
+}
+
+macro_rules! exit_program {
+    ($fn_name:ident, $tp:literal) => {
+        #[tracepoint(category = "syscalls", name = $tp)]
+        pub fn $fn_name(ctx: TracePointContext) -> u32 {
+            finish(&ctx);
+            0
+        }
+    };
+}
+
+exit_program!(sys_exit_openat, "sys_exit_openat");
+exit_program!(sys_exit_openat2, "sys_exit_openat2");
+exit_program!(sys_exit_creat, "sys_exit_creat");
+exit_program!(sys_exit_chmod, "sys_exit_chmod");
+exit_program!(sys_exit_fchmod, "sys_exit_fchmod");
+exit_program!(sys_exit_fchmodat, "sys_exit_fchmodat");
+exit_program!(sys_exit_fchmodat2, "sys_exit_fchmodat2");
+exit_program!(sys_exit_memfd_create, "sys_exit_memfd_create");
+exit_program!(sys_exit_unlink, "sys_exit_unlink");
+exit_program!(sys_exit_unlinkat, "sys_exit_unlinkat");
