@@ -1,1 +1,113 @@
-fn main() {}
+//! Project tasks: `cargo xtask setup|build|run|test|fetch-model`.
+
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "saker project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the build/test prerequisites (Debian packages, bpf-linker, tracefs).
+    Setup {
+        /// Also install the benchmark tools (bpftrace, hyperfine).
+        #[arg(long)]
+        bench: bool,
+    },
+    /// Build sakerd and saker (release), embedding a freshly built eBPF sensor.
+    Build,
+    /// Set up if needed, build, and run sakerd in the foreground.
+    Run {
+        /// Arguments passed to sakerd.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up if needed, then check formatting and lints and run every test.
+    Test {
+        /// Arguments passed to `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match cli.cmd {
+        Cmd::Setup { bench } => setup::run(bench),
+        Cmd::Build => {
+            ensure_setup()?;
+            cargo(&["build", "--release", "-p", "saker-daemon", "--bins"])
+        }
+        Cmd::Run { args } => {
+            ensure_setup()?;
+            cargo(&["build", "--release", "-p", "saker-daemon", "--bins"])?;
+            let status = Command::new(root.join("target/release/sakerd"))
+                .args(if args.is_empty() {
+                    vec!["run".to_string()]
+                } else {
+                    args
+                })
+                .status()
+                .context("starting sakerd")?;
+            if !status.success() {
+                bail!("sakerd exited with {status}");
+            }
+            Ok(())
+        }
+        Cmd::Test { args } => {
+            ensure_setup()?;
+            step("cargo fmt --check");
+            cargo(&["fmt", "--all", "--", "--check"])?;
+            step("cargo clippy -D warnings");
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "saker-ebpf",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])?;
+            step("cargo test");
+            let mut a = vec!["test", "--workspace", "--exclude", "saker-ebpf"];
+            a.extend(args.iter().map(String::as_str));
+            cargo(&a)
+        }
+    }
+}
+
+fn step(msg: &str) {
+    eprintln!("[xtask] {msg}");
+}
+
+fn ensure_setup() -> anyhow::Result<()> {
+    if setup::is_ready() {
+        Ok(())
+    } else {
+        step("prerequisites missing: running setup");
+        setup::run(false)
+    }
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    setup::sh(&cargo, args)
+}
+
+fn workspace_root() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent()
+        .map(|p| p.to_path_buf())
+        .context("xtask has a parent directory")
+}
