@@ -2,8 +2,8 @@
 //! store, incidents, assistant and API. Data flows one way:
 //! kernel → sensor (read, decode) → enrich → rules → store → incidents → assistant/API.
 
-pub mod bstr;
 pub mod capture;
-pub mod event;
 pub mod proctable;
 pub mod sensor;
+
+pub use saker_event::{bstr, event};
