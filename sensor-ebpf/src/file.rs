@@ -21,9 +21,23 @@ const O_TRUNC: u32 = 0o1000;
 /// dropped here, before any map or ring-buffer work.
 const WRITE_MASK: u32 = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC;
 
+/// Read-only opens of these files are reported too (credential access). Absolute paths
+/// only: the check must stay a few instructions on the hottest syscall.
+const SENSITIVE: [&[u8; 11]; 3] = [b"/etc/shadow", b"/etc/gshado", b"/etc/sudoer"];
+
+#[inline(always)]
+fn is_sensitive(ptr: u64) -> bool {
+    let Ok(head) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(ptr as *const [u8; 11]) })
+    else {
+        return false;
+    };
+    // Prefixes: the rules decide on the exact name (shadow, shadow-, gshadow, sudoers…).
+    &head == SENSITIVE[0] || &head == SENSITIVE[1] || &head == SENSITIVE[2]
+}
+
 #[inline(always)]
 fn remember_open(dfd: i32, ptr: u64, flags: u32, mode: u32) {
-    if flags & WRITE_MASK != 0 {
+    if flags & WRITE_MASK != 0 || is_sensitive(ptr) {
         remember(class::FILE, &Pending::new(kind::OPEN, dfd, ptr, flags, mode));
     }
 }

@@ -300,3 +300,28 @@ fn drops_are_counted_exactly_and_the_reader_survives() {
     assert!(evs.iter().any(|e| matches!(e.body, Body::File(_))));
     let _ = std::fs::remove_file(&target);
 }
+
+#[test]
+fn read_only_opens_are_reported_only_for_credential_files() {
+    let mut s = TestSensor::default();
+    let child = Command::new("/bin/sh")
+        .args(["-c", "cat /etc/shadow /etc/hostname > /dev/null"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    let opened: Vec<&[u8]> = evs
+        .iter()
+        .filter_map(|e| match &e.body {
+            Body::File(f) if f.op == FileKind::Open && f.flags & 0o3 == 0 => {
+                Some(f.path.as_bytes())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(opened.contains(&&b"/etc/shadow"[..]), "{opened:?}");
+    assert!(
+        !opened.contains(&&b"/etc/hostname"[..]),
+        "plain read-only opens stay in the kernel"
+    );
+}
