@@ -31,6 +31,9 @@ pub struct ProcInfo {
     /// Boot-time ns of the last exec (0 when unknown, e.g. bootstrapped).
     pub exec_ktime_ns: u64,
     pub exit_code: Option<u32>,
+    /// SHA-256 of the executable and the IoC entry it matched (set by detection).
+    pub exe_sha256: Option<String>,
+    pub exe_ioc: Option<String>,
     exited_at: Option<Instant>,
     seen_at: Instant,
 }
@@ -81,6 +84,10 @@ impl ProcTable {
         self.procs.get(&pid)
     }
 
+    pub fn get_mut(&mut self, pid: u32) -> Option<&mut ProcInfo> {
+        self.procs.get_mut(&pid)
+    }
+
     /// Ancestors of `pid`, nearest first (parent, grandparent, …), at most `max`.
     pub fn ancestors(&self, pid: u32, max: usize) -> Vec<&ProcInfo> {
         let mut out = Vec::new();
@@ -125,6 +132,8 @@ impl ProcTable {
                         exe_memfd: false,
                         exec_ktime_ns: 0,
                         exit_code: None,
+                        exe_sha256: None,
+                        exe_ioc: None,
                         exited_at: None,
                         seen_at: now,
                     });
@@ -152,6 +161,8 @@ impl ProcTable {
                     exe_memfd: x.exe_memfd,
                     exec_ktime_ns: ev.ktime_ns,
                     exit_code: None,
+                    exe_sha256: None,
+                    exe_ioc: None,
                     exited_at: None,
                     seen_at: now,
                 });
@@ -258,6 +269,8 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
         exe_memfd: false,
         exec_ktime_ns: 0,
         exit_code: None,
+        exe_sha256: None,
+        exe_ioc: None,
         exited_at: None,
         seen_at: Instant::now(),
     })

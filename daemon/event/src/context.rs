@@ -33,6 +33,18 @@ pub struct ProcContext {
     pub ancestors: Vec<Ancestor>,
     /// User name from the host's passwd (best effort).
     pub user: Option<String>,
+    /// The process's executable is on an overlay upper layer (drift).
+    #[serde(default)]
+    pub exe_upper_layer: bool,
+    /// The process's executable is a memfd (fileless).
+    #[serde(default)]
+    pub exe_memfd: bool,
+    /// SHA-256 of the executable (hex), when it was hashed.
+    #[serde(default)]
+    pub exe_sha256: Option<String>,
+    /// Name of the IoC entry the executable's hash matched.
+    #[serde(default)]
+    pub exe_ioc: Option<String>,
 }
 
 /// A container and its Kubernetes metadata (from the runtime's API).
