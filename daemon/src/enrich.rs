@@ -49,7 +49,12 @@ impl ProcEnricher {
             .table
             .ancestors(p.pid, MAX_ANCESTORS)
             .into_iter()
-            .map(|a| Ancestor { pid: a.pid, comm: a.comm.clone(), exe: a.exe.clone(), args: a.args.clone() })
+            .map(|a| Ancestor {
+                pid: a.pid,
+                comm: a.comm.clone(),
+                exe: a.exe.clone(),
+                args: a.args.clone(),
+            })
             .collect();
         Enriched {
             seq,
@@ -67,7 +72,9 @@ impl ProcEnricher {
 }
 
 fn read_passwd(path: &str) -> HashMap<u32, String> {
-    let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return HashMap::new();
+    };
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(':');

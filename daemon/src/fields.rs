@@ -8,7 +8,9 @@ use saker_event::{
     event::{Body, FileKind, AT_FDCWD},
     Alert, BString, Enriched,
 };
-use saker_rules::{fields::ids, FieldArg, FieldDef, FieldId, FieldRegistry, FieldSource, FieldType, ListRef, Value};
+use saker_rules::{
+    fields::ids, FieldArg, FieldDef, FieldId, FieldRegistry, FieldSource, FieldType, ListRef, Value,
+};
 
 /// The registry rules and queries compile against: Falco's fields plus saker's own.
 pub struct Fields {
@@ -34,7 +36,11 @@ impl Fields {
                 "Name of the IoC-list entry the executable's SHA-256 matched (absent when none).",
             ))
             .ok();
-        Fields { registry, exe_sha256, exe_ioc }
+        Fields {
+            registry,
+            exe_sha256,
+            exe_ioc,
+        }
     }
 }
 
@@ -111,7 +117,11 @@ const MODE_BITS: &[(u32, &str)] = &[
 
 /// `0755(S_IRUSR|S_IWUSR|S_IXUSR|…)` as Falco renders a mode.
 pub fn render_mode(mode: u32) -> String {
-    let names: Vec<&str> = MODE_BITS.iter().filter(|(b, _)| mode & b != 0).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = MODE_BITS
+        .iter()
+        .filter(|(b, _)| mode & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
     format!("{:04o}({})", mode & 0o7777, names.join("|"))
 }
 
@@ -236,7 +246,12 @@ impl<'a> EventView<'a> {
     }
 
     fn exe(&self) -> &str {
-        self.exe.get_or_init(|| self.argv().first().map(lossy).unwrap_or_else(|| lossy(self.exepath_b())))
+        self.exe.get_or_init(|| {
+            self.argv()
+                .first()
+                .map(lossy)
+                .unwrap_or_else(|| lossy(self.exepath_b()))
+        })
     }
 
     fn exepath(&self) -> &str {
@@ -244,11 +259,14 @@ impl<'a> EventView<'a> {
     }
 
     fn cmdline(&self) -> &str {
-        self.cmdline.get_or_init(|| cmdline(self.name(), self.argv()))
+        self.cmdline
+            .get_or_init(|| cmdline(self.name(), self.argv()))
     }
 
     fn cwd(&self) -> Option<&str> {
-        self.cwd.get_or_init(|| self.ev.ctx.proc.cwd.as_ref().map(lossy)).as_deref()
+        self.cwd
+            .get_or_init(|| self.ev.ctx.proc.cwd.as_ref().map(lossy))
+            .as_deref()
     }
 
     /// fd.name: the file's path (made absolute with the cwd when relative to it) or the
@@ -256,14 +274,20 @@ impl<'a> EventView<'a> {
     fn fd_name(&self) -> Option<&str> {
         self.fd_name
             .get_or_init(|| match &self.ev.event.body {
-                Body::File(f) if f.op == FileKind::MemfdCreate => Some(format!("memfd:{}", lossy(&f.path))),
+                Body::File(f) if f.op == FileKind::MemfdCreate => {
+                    Some(format!("memfd:{}", lossy(&f.path)))
+                }
                 Body::File(f) if !f.path.is_empty() => {
                     let p = lossy(&f.path);
                     if p.starts_with('/') || f.dfd != AT_FDCWD {
                         Some(p)
                     } else {
                         let cwd = self.cwd().unwrap_or("/");
-                        Some(format!("{}/{}", cwd.trim_end_matches('/'), p.trim_start_matches("./")))
+                        Some(format!(
+                            "{}/{}",
+                            cwd.trim_end_matches('/'),
+                            p.trim_start_matches("./")
+                        ))
                     }
                 }
                 Body::Connect(c) => Some(match c.addr {
@@ -296,14 +320,19 @@ impl<'a> EventView<'a> {
         match arg {
             FieldArg::Index(i) => anc.get(*i as usize).map(|a| Value::Str(a[col].as_str())),
             _ if col == 0 => {
-                let names = self.anc_names.get_or_init(|| anc.iter().skip(1).map(|a| a[0].clone()).collect());
+                let names = self
+                    .anc_names
+                    .get_or_init(|| anc.iter().skip(1).map(|a| a[0].clone()).collect());
                 Some(Value::List(ListRef::Strings(names)))
             }
             _ => anc.get(1).map(|a| Value::Str(a[col].as_str())),
         }
     }
 
-    fn container<T>(&self, f: impl FnOnce(&'a saker_event::ContainerMeta) -> Option<T>) -> Option<T> {
+    fn container<T>(
+        &self,
+        f: impl FnOnce(&'a saker_event::ContainerMeta) -> Option<T>,
+    ) -> Option<T> {
         self.ev.ctx.container.as_ref().and_then(f)
     }
 
@@ -319,23 +348,33 @@ impl<'a> EventView<'a> {
                 if f.op != FileKind::Open {
                     return None;
                 }
-                self.flags.get_or_init(|| Some(render_open_flags(f.flags))).as_deref().map(Value::Str)
+                self.flags
+                    .get_or_init(|| Some(render_open_flags(f.flags)))
+                    .as_deref()
+                    .map(Value::Str)
             }
             "mode" => {
                 let f = self.file()?;
                 if f.op != FileKind::Open && f.op != FileKind::Chmod {
                     return None;
                 }
-                self.mode.get_or_init(|| Some(render_mode(f.mode))).as_deref().map(Value::Str)
+                self.mode
+                    .get_or_init(|| Some(render_mode(f.mode)))
+                    .as_deref()
+                    .map(Value::Str)
             }
             "path" | "name" | "filename" | "pathname" => match &self.ev.event.body {
-                Body::Exec(x) => Some(Value::Str(self.str_cache.get_or_init(|| lossy(&x.filename)))),
+                Body::Exec(x) => Some(Value::Str(
+                    self.str_cache.get_or_init(|| lossy(&x.filename)),
+                )),
                 Body::File(_) => self.fd_name().map(Value::Str),
                 _ => None,
             },
             "fd" => match &self.ev.event.body {
                 Body::Connect(c) => Some(Value::Int(c.fd as i64)),
-                Body::File(f) if f.op == FileKind::Chmod && f.path.is_empty() => Some(Value::Int(f.dfd as i64)),
+                Body::File(f) if f.op == FileKind::Chmod && f.path.is_empty() => {
+                    Some(Value::Int(f.dfd as i64))
+                }
                 _ => None,
             },
             "res" => self.ret().map(Value::Int),
@@ -366,7 +405,12 @@ impl FieldSource for EventView<'_> {
             ids::PROC_EXEPATH => Value::Str(self.exepath()),
             ids::PROC_CMDLINE => Value::Str(self.cmdline()),
             ids::PROC_ARGS => Value::Str(self.args.get_or_init(|| {
-                self.argv().iter().skip(1).map(|a| a.to_str_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+                self.argv()
+                    .iter()
+                    .skip(1)
+                    .map(|a| a.to_str_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             })),
             ids::PROC_PID | ids::PROC_VPID => Value::Int(p.pid as i64),
             ids::PROC_PPID | ids::PROC_PVPID => Value::Int(p.ppid as i64),
@@ -384,7 +428,9 @@ impl FieldSource for EventView<'_> {
             ids::PROC_ACMDLINE => return self.ancestor(arg, 3),
             ids::PROC_APID => match arg {
                 FieldArg::Index(0) => Value::Int(p.pid as i64),
-                FieldArg::Index(i) => Value::Int(ctx.proc.ancestors.get(*i as usize - 1)?.pid as i64),
+                FieldArg::Index(i) => {
+                    Value::Int(ctx.proc.ancestors.get(*i as usize - 1)?.pid as i64)
+                }
                 _ => Value::Int(p.ppid as i64),
             },
             ids::PROC_IS_EXE_UPPER_LAYER => Value::Bool(match &ev.event.body {
@@ -404,7 +450,11 @@ impl FieldSource for EventView<'_> {
             ids::EVT_DIR => Value::Str("<"),
             ids::EVT_NUM => Value::Uint(ev.seq),
             ids::EVT_TIME => Value::Uint(ev.event.time_ns.max(0) as u64),
-            ids::EVT_RES => Value::Str(self.res.get_or_init(|| self.ret().map(render_res)).as_deref()?),
+            ids::EVT_RES => Value::Str(
+                self.res
+                    .get_or_init(|| self.ret().map(render_res))
+                    .as_deref()?,
+            ),
             ids::EVT_RAWRES => Value::Int(self.ret()?),
             ids::EVT_FAILED => Value::Bool(self.ret()? < 0),
             ids::EVT_HOSTNAME => Value::Str(&ctx.node),
@@ -417,9 +467,13 @@ impl FieldSource for EventView<'_> {
                 _ => return None,
             },
             ids::EVT_IS_OPEN_READ => return self.open_flag(|f, _| f & 0o3 != 1),
-            ids::EVT_IS_OPEN_WRITE => return self.open_flag(|f, _| f & 0o3 != 0 || f & 0o1000 != 0),
+            ids::EVT_IS_OPEN_WRITE => {
+                return self.open_flag(|f, _| f & 0o3 != 0 || f & 0o1000 != 0)
+            }
             ids::EVT_IS_OPEN_CREATE => return self.open_flag(|f, _| f & 0o100 != 0),
-            ids::EVT_IS_OPEN_EXEC => return self.open_flag(|f, m| f & 0o100 != 0 && m & 0o111 != 0),
+            ids::EVT_IS_OPEN_EXEC => {
+                return self.open_flag(|f, m| f & 0o100 != 0 && m & 0o111 != 0)
+            }
             ids::FD_NUM => match &ev.event.body {
                 Body::Connect(c) => Value::Int(c.fd as i64),
                 Body::File(f) if f.op == FileKind::Open && f.ret >= 0 => Value::Int(f.ret),
@@ -434,7 +488,9 @@ impl FieldSource for EventView<'_> {
                     None => return None,
                 })
             }
-            ids::FD_FILENAME => Value::Str(basename(self.fd_name().filter(|_| self.file().is_some())?)),
+            ids::FD_FILENAME => {
+                Value::Str(basename(self.fd_name().filter(|_| self.file().is_some())?))
+            }
             ids::FD_TYPECHAR => Value::Str(match &ev.event.body {
                 Body::File(f) if f.op == FileKind::MemfdCreate => "m",
                 Body::File(_) => "f",
@@ -454,7 +510,9 @@ impl FieldSource for EventView<'_> {
                 Value::Str("ip")
             }
             ids::FD_CONNECTED => Value::Bool(conn?.ret == 0),
-            ids::FD_IP | ids::FD_SIP | ids::FD_RIP | ids::FD_NET | ids::FD_SNET | ids::FD_RNET => Value::Ip(conn?.addr),
+            ids::FD_IP | ids::FD_SIP | ids::FD_RIP | ids::FD_NET | ids::FD_SNET | ids::FD_RNET => {
+                Value::Ip(conn?.addr)
+            }
             ids::FD_PORT | ids::FD_SPORT | ids::FD_RPORT => Value::Uint(conn?.port as u64),
             ids::CONTAINER_ID => Value::Str(ctx.container_id.as_deref().unwrap_or("host")),
             ids::CONTAINER_NAME => Value::Str(match &ctx.container {
@@ -463,7 +521,9 @@ impl FieldSource for EventView<'_> {
                 None => return None,
             }),
             ids::CONTAINER_IMAGE => Value::Str(self.container(|c| c.image.as_deref())?),
-            ids::CONTAINER_IMAGE_REPOSITORY => Value::Str(self.container(|c| c.image_repository.as_deref())?),
+            ids::CONTAINER_IMAGE_REPOSITORY => {
+                Value::Str(self.container(|c| c.image_repository.as_deref())?)
+            }
             ids::CONTAINER_IMAGE_TAG => Value::Str(self.container(|c| c.image_tag.as_deref())?),
             ids::CONTAINER_IMAGE_DIGEST | ids::CONTAINER_IMAGE_ID => {
                 Value::Str(self.container(|c| c.image_digest.as_deref())?)
@@ -476,12 +536,14 @@ impl FieldSource for EventView<'_> {
             ids::K8S_WORKLOAD_NAME => Value::Str(self.container(|c| c.workload.as_deref())?),
             ids::K8S_POD_LABELS => {
                 let c = ctx.container.as_ref()?;
-                Value::List(ListRef::Strings(
-                    self.labels.get_or_init(|| c.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect()),
-                ))
+                Value::List(ListRef::Strings(self.labels.get_or_init(|| {
+                    c.labels.iter().map(|(k, v)| format!("{k}:{v}")).collect()
+                })))
             }
             ids::K8S_POD_LABEL => match arg {
-                FieldArg::Name(n) => Value::Str(self.container(|c| c.labels.get(&**n).map(String::as_str))?),
+                FieldArg::Name(n) => {
+                    Value::Str(self.container(|c| c.labels.get(&**n).map(String::as_str))?)
+                }
                 _ => return None,
             },
             ids::KUBERNETES_CLUSTER_NAME => Value::Str(&ctx.cluster),
@@ -501,7 +563,10 @@ pub struct AlertView<'a> {
 
 impl<'a> AlertView<'a> {
     pub fn new(fields: &'a Fields, alert: &'a Alert) -> Self {
-        AlertView { alert, event: EventView::new(fields, &alert.event) }
+        AlertView {
+            alert,
+            event: EventView::new(fields, &alert.event),
+        }
     }
 }
 

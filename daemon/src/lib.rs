@@ -7,6 +7,6 @@ pub mod proctable;
 pub mod sensor;
 
 pub use saker_event::{bstr, event};
-pub mod fields;
 pub mod detect;
 pub mod enrich;
+pub mod fields;

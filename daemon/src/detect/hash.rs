@@ -41,13 +41,23 @@ pub struct ExeHasher {
 
 impl ExeHasher {
     pub fn new(capacity: usize) -> ExeHasher {
-        ExeHasher { cache: HashMap::new(), capacity, stats: HashStats::default() }
+        ExeHasher {
+            cache: HashMap::new(),
+            capacity,
+            stats: HashStats::default(),
+        }
     }
 
     /// Hashes the executable of an exec: through /proc/PID/exe while the process lives,
     /// else through its parent's root (same mount namespace) + the exec path, accepted
     /// only when the inode is the one the kernel reported.
-    pub fn hash_exec(&mut self, pid: u32, ppid: u32, filename: &[u8], exe_ino: u64) -> Option<String> {
+    pub fn hash_exec(
+        &mut self,
+        pid: u32,
+        ppid: u32,
+        filename: &[u8],
+        exe_ino: u64,
+    ) -> Option<String> {
         if let Some(h) = self.hash_path(&PathBuf::from(format!("/proc/{pid}/exe")), Some(exe_ino)) {
             return Some(h);
         }
@@ -71,7 +81,13 @@ impl ExeHasher {
         if want_ino.is_some_and(|i| i != 0 && i != m.ino()) {
             return None;
         }
-        let key = Key { dev: m.dev(), ino: m.ino(), mtime: m.mtime(), mtime_ns: m.mtime_nsec(), size: m.size() };
+        let key = Key {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            size: m.size(),
+        };
         if let Some(h) = self.cache.get(&key) {
             self.stats.cache_hits += 1;
             return Some(h.clone());
@@ -89,7 +105,11 @@ impl ExeHasher {
                 Err(_) => return None,
             }
         }
-        let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if self.cache.len() >= self.capacity {
             // Cheap bound: start over rather than track recency; re-hashing is correct.
             self.cache.clear();
@@ -110,15 +130,24 @@ pub struct IocList {
 #[derive(Debug, thiserror::Error)]
 pub enum IocError {
     #[error("{file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}:1: expected a 64-hex-digit SHA-256, found {found:?}")]
-    Syntax { file: String, line: usize, found: String },
+    Syntax {
+        file: String,
+        line: usize,
+        found: String,
+    },
 }
 
 impl IocList {
     pub fn load(path: &Path) -> Result<IocList, IocError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| IocError::Io { file: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| IocError::Io {
+            file: path.display().to_string(),
+            source,
+        })?;
         IocList::parse(&path.display().to_string(), &text)
     }
 
@@ -132,10 +161,21 @@ impl IocList {
             let (hash, name) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             let hash = hash.to_ascii_lowercase();
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(IocError::Syntax { file: file.to_string(), line: i + 1, found: hash });
+                return Err(IocError::Syntax {
+                    file: file.to_string(),
+                    line: i + 1,
+                    found: hash,
+                });
             }
             let name = name.trim().trim_start_matches('*');
-            entries.insert(hash.clone(), if name.is_empty() { hash } else { name.to_string() });
+            entries.insert(
+                hash.clone(),
+                if name.is_empty() {
+                    hash
+                } else {
+                    name.to_string()
+                },
+            );
         }
         Ok(IocList { entries })
     }
@@ -177,9 +217,19 @@ mod tests {
 
     #[test]
     fn ioc_list_parses_and_names_bad_lines() {
-        let l = IocList::parse("ioc.txt", "# c\nBA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD  easyminer\n").unwrap();
-        assert_eq!(l.lookup("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"), Some("easyminer"));
+        let l = IocList::parse(
+            "ioc.txt",
+            "# c\nBA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD  easyminer\n",
+        )
+        .unwrap();
+        assert_eq!(
+            l.lookup("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            Some("easyminer")
+        );
         let e = IocList::parse("ioc.txt", "\nnot-a-hash x\n").unwrap_err();
-        assert_eq!(e.to_string(), "ioc.txt:2:1: expected a 64-hex-digit SHA-256, found \"not-a-hash\"");
+        assert_eq!(
+            e.to_string(),
+            "ioc.txt:2:1: expected a 64-hex-digit SHA-256, found \"not-a-hash\""
+        );
     }
 }

@@ -11,7 +11,10 @@ use std::{
 use saker_event::{event::Body, Alert, Enriched, Severity};
 use saker_rules::{EvtType, LoadReport, RuleSet};
 
-use crate::{bstr::escape_bytes, fields::{EventView, Fields}};
+use crate::{
+    bstr::escape_bytes,
+    fields::{EventView, Fields},
+};
 
 /// Loads rule files and keeps the active set.
 pub struct Detector {
@@ -25,12 +28,48 @@ pub struct Detector {
 pub enum DetectError {
     #[error("{0}")]
     Load(#[from] saker_rules::LoadError),
+    /// Rules that do not compile for a reason other than an unsupported field or source
+    /// (those are skipped by design, so upstream rule files load partially).
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+/// Skips that are allowed (the rule needs something saker does not provide); anything
+/// else — a syntax error, an unknown macro or list — makes the load fail.
+fn is_tolerated(reason: &str) -> bool {
+    // Reasons are "file:line:col: message" or "message (file:line:col)".
+    let msg = match reason.split_once(": ") {
+        Some((loc, rest))
+            if loc
+                .rsplit(':')
+                .take(2)
+                .all(|p| p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty()) =>
+        {
+            rest
+        }
+        _ => reason,
+    };
+    msg.starts_with("unknown field") || msg.starts_with("source ") || msg.starts_with("operator '")
+}
+
+fn load_strict(fields: &Fields, files: &[PathBuf]) -> Result<(RuleSet, LoadReport), DetectError> {
+    let (rules, report) = RuleSet::load(files, &fields.registry)?;
+    let errors: Vec<String> = report
+        .skipped
+        .iter()
+        .filter(|(_, reason)| !is_tolerated(reason))
+        .map(|(name, reason)| format!("rule {name:?}: {reason}"))
+        .collect();
+    if !errors.is_empty() {
+        return Err(DetectError::Invalid(errors));
+    }
+    Ok((rules, report))
 }
 
 impl Detector {
     /// Loads `files` (in order: later files append to/override earlier ones).
     pub fn load(fields: Arc<Fields>, files: Vec<PathBuf>) -> Result<Detector, DetectError> {
-        let (rules, report) = RuleSet::load(&files, &fields.registry)?;
+        let (rules, report) = load_strict(&fields, &files)?;
         Ok(Detector {
             fields,
             files,
@@ -42,7 +81,7 @@ impl Detector {
     /// Re-reads the rule files. On error the previous rules stay active and the error
     /// (naming file:line:col) is returned.
     pub fn reload(&self) -> Result<Arc<LoadReport>, DetectError> {
-        let (rules, report) = RuleSet::load(&self.files, &self.fields.registry)?;
+        let (rules, report) = load_strict(&self.fields, &self.files)?;
         let report = Arc::new(report);
         *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
         *self.report.write().unwrap_or_else(|e| e.into_inner()) = report.clone();
@@ -50,11 +89,17 @@ impl Detector {
     }
 
     pub fn rules(&self) -> Arc<RuleSet> {
-        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn report(&self) -> Arc<LoadReport> {
-        self.report.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.report
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn fields(&self) -> &Arc<Fields> {
@@ -78,7 +123,12 @@ pub fn evaluate(rules: &RuleSet, fields: &Fields, ev: &Enriched) -> Vec<Alert> {
         let output_fields = rule
             .output_fields(&view)
             .into_iter()
-            .map(|(k, v)| (k, v.map_or_else(|| saker_rules::NA.to_string(), |v| v.to_string())))
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.map_or_else(|| saker_rules::NA.to_string(), |v| v.to_string()),
+                )
+            })
             .collect();
         out.push(Alert {
             id: format!("{}-{}-{}", ev.event.time_ns, ev.seq, i),
