@@ -514,7 +514,11 @@ impl FieldSource for EventView<'_> {
                 Value::Ip(conn?.addr)
             }
             ids::FD_PORT | ids::FD_SPORT | ids::FD_RPORT => Value::Uint(conn?.port as u64),
-            ids::CONTAINER_ID => Value::Str(ctx.container_id.as_deref().unwrap_or("host")),
+            // Falco's container.id is the 12-character short id.
+            ids::CONTAINER_ID => Value::Str(match ctx.container_id.as_deref() {
+                Some(id) => id.get(..12).unwrap_or(id),
+                None => "host",
+            }),
             ids::CONTAINER_NAME => Value::Str(match &ctx.container {
                 Some(c) => c.name.as_deref()?,
                 None if ctx.container_id.is_none() => "host",

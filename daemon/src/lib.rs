@@ -7,6 +7,8 @@ pub mod proctable;
 pub mod sensor;
 
 pub use saker_event::{bstr, event};
+pub mod daemon;
 pub mod detect;
 pub mod enrich;
 pub mod fields;
+pub mod pipeline;

@@ -7,4 +7,5 @@ mod host;
 pub mod image;
 pub mod mountinfo;
 pub mod pod;
+pub mod scenario;
 pub mod sensor;

@@ -37,7 +37,9 @@ pub struct Process {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+// Externally tagged (`{"exec": {…}}`): binary formats (bincode captures) cannot decode
+// internally tagged enums.
+#[serde(rename_all = "snake_case")]
 pub enum Body {
     Exec(Exec),
     Fork,

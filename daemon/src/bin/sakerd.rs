@@ -6,9 +6,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use saker::{
     capture,
-    proctable::ProcTable,
+    daemon::{Daemon, DaemonConfig},
     sensor::{Sensor, SensorConfig},
 };
+use saker_enrich::ContainerdConfig;
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +21,31 @@ struct Cli {
     /// Ring buffer size in MiB (power of two).
     #[arg(long, default_value_t = 16, global = true)]
     ring_mib: u32,
+    /// Node name (default: the hostname).
+    #[arg(long, global = true)]
+    node: Option<String>,
+    /// Cluster name (kubernetes.cluster.name).
+    #[arg(long, default_value = "", global = true)]
+    cluster: String,
+    /// Rule file (repeatable, loaded in order). Default: /etc/saker/rules/saker_rules.yaml
+    /// or the packaged rules.
+    #[arg(long = "rules", global = true)]
+    rules: Vec<PathBuf>,
+    /// IoC list: one SHA-256 per line, optionally followed by a name.
+    #[arg(long, global = true)]
+    ioc: Option<PathBuf>,
+    /// The alert store (one SQLite file).
+    #[arg(long, default_value = "/var/lib/saker/saker.db", global = true)]
+    store: PathBuf,
+    /// containerd's socket, for container and Kubernetes metadata.
+    #[arg(long, default_value = "/run/containerd/containerd.sock", global = true)]
+    containerd_socket: PathBuf,
+    /// Do not query containerd (container ids only).
+    #[arg(long, global = true)]
+    no_containerd: bool,
+    /// Kill binaries executed from a container's upper layer (drift prevention).
+    #[arg(long, global = true)]
+    prevent_drift: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -64,8 +90,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = SensorConfig {
         ring_bytes: cli.ring_mib * 1024 * 1024,
+        prevent_drift: cli.prevent_drift,
         ..Default::default()
     };
+    if matches!(cli.cmd, None | Some(Cmd::Run)) {
+        return daemon(cli, cfg).await;
+    }
     let mut sensor = Sensor::load(&cfg).context("loading the sensor")?;
     let report = sensor.report();
     tracing::info!(
@@ -89,7 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             count,
             seconds,
         } => record(&mut sensor, file, count, seconds).await,
-        Cmd::Run => daemon(&mut sensor).await,
+        Cmd::Run => unreachable!("handled above"),
     }
 }
 
@@ -146,33 +176,62 @@ async fn record(
     Ok(())
 }
 
-async fn daemon(sensor: &mut Sensor) -> anyhow::Result<()> {
-    let mut events = sensor.events()?;
-    let mut table = ProcTable::bootstrap(1 << 16, Duration::from_secs(30));
-    tracing::info!(processes = table.len(), "process table bootstrapped");
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    let mut seen = 0u64;
+async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
+    let mut config = DaemonConfig {
+        cluster: cli.cluster.clone(),
+        rules: cli.rules.clone(),
+        ioc: cli.ioc.clone(),
+        store_path: cli.store.clone(),
+        sensor,
+        containerd: (!cli.no_containerd).then(|| ContainerdConfig {
+            socket: cli.containerd_socket.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if let Some(n) = &cli.node {
+        config.node = n.clone();
+    }
+    let d = Daemon::start(config)?;
+    let report = d.attach_report();
+    tracing::info!(
+        attached = report.attached(),
+        total = report.programs.len(),
+        upper_layer_check = report.upper_layer_check,
+        rules = d.detector.rules().len(),
+        "sakerd running"
+    );
+    for p in report.failed() {
+        tracing::warn!(program = %p.program, "not attached: {}", p.error.as_deref().unwrap_or(""));
+    }
     eprintln!("sakerd: ready");
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut last_drops = 0;
     loop {
         tokio::select! {
-            ev = events.recv() => {
-                let Some(ev) = ev else { break };
-                table.apply(&ev);
-                seen += 1;
-            }
+            _ = hup.recv() => match d.reload_rules() {
+                Ok(r) => tracing::info!(loaded = r.loaded.len(), skipped = r.skipped.len(), "rules reloaded"),
+                Err(e) => tracing::error!("rules reload failed, keeping the previous rules: {e}"),
+            },
             _ = tick.tick() => {
-                table.evict_expired();
-                let d = sensor.drops()?;
-                tracing::info!(events = seen, processes = table.len(), drops = d.total(), "status");
-                if d.total() > 0 {
-                    tracing::warn!("sensor dropped events: {}", serde_json::to_string(&d)?);
+                let drops = d.drops()?;
+                if drops.total() > last_drops {
+                    tracing::warn!("sensor dropped events: {}", serde_json::to_string(&drops)?);
+                    last_drops = drops.total();
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm() => break,
         }
     }
-    let summary = serde_json::json!({ "events": seen, "received": sensor.received(), "drops": sensor.drops()? });
+    let c = &d.counters;
+    let summary = serde_json::json!({
+        "events": c.events.load(std::sync::atomic::Ordering::Relaxed),
+        "alerts": c.alerts.load(std::sync::atomic::Ordering::Relaxed),
+        "drops": d.drops()?,
+    });
+    d.shutdown();
     eprintln!("sakerd: summary {summary}");
     Ok(())
 }
