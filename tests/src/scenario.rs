@@ -37,8 +37,15 @@ pub const WORKLOADS: [(&str, &str, &str); 3] = [
 
 /// Builds the fake miner (static, so it runs in a busybox image).
 pub fn build_fake_miner(dir: &Path) -> Result<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fake-miner.c");
-    let out = dir.join("easyminer");
+    build_static("fake-miner.c", &dir.join("easyminer"))
+}
+
+/// Compiles a C fixture from tests/fixtures statically to `out`.
+pub fn build_static(fixture: &str, out: &Path) -> Result<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(fixture);
+    let out = out.to_path_buf();
     let st = Command::new("gcc")
         .args(["-static", "-O2", "-o"])
         .arg(&out)
