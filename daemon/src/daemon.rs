@@ -51,7 +51,12 @@ impl Default for DaemonConfig {
             rules: Vec::new(),
             ioc: None,
             store_path: PathBuf::from("/var/lib/saker/saker.db"),
-            store: StoreConfig::default(),
+            // Commit within 5 ms: an alert should be queryable almost at once; under load
+            // batches still fill to batch_max before the timer fires.
+            store: StoreConfig {
+                flush_interval: Duration::from_millis(5),
+                ..StoreConfig::default()
+            },
             sensor: SensorConfig::default(),
             containerd: Some(ContainerdConfig::default()),
             meta_wait: Duration::from_secs(2),

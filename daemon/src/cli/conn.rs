@@ -67,7 +67,9 @@ pub fn parse_target(s: &str, default_port: u16) -> Result<Target, String> {
     } else if let Some(r) = s.strip_prefix("http://") {
         (false, r)
     } else if s.contains("://") {
-        return Err(format!("unsupported scheme in '{s}' (use https://, http:// or unix://)"));
+        return Err(format!(
+            "unsupported scheme in '{s}' (use https://, http:// or unix://)"
+        ));
     } else {
         (true, s)
     };
@@ -81,7 +83,10 @@ pub fn parse_target(s: &str, default_port: u16) -> Result<Target, String> {
     } else if rest.matches(':').count() > 1 {
         // A bare IPv6 address: bracket it.
         return Ok(Target::Tcp {
-            uri: format!("{}://[{rest}]:{default_port}", if tls { "https" } else { "http" }),
+            uri: format!(
+                "{}://[{rest}]:{default_port}",
+                if tls { "https" } else { "http" }
+            ),
             tls,
         });
     } else {
@@ -228,7 +233,11 @@ async fn connect_tcp(uri: &str, tls: bool, opts: &ConnOpts) -> Result<Channel, C
         let mut cfg = ClientTlsConfig::new();
         match &opts.ca_pem {
             Some(ca) => cfg = cfg.ca_certificate(Certificate::from_pem(ca)),
-            None => return Err(fail("https needs --ca (the CA that signed the node certificates)".into())),
+            None => {
+                return Err(fail(
+                    "https needs --ca (the CA that signed the node certificates)".into(),
+                ))
+            }
         }
         if let Some((cert, key)) = &opts.identity_pem {
             cfg = cfg.identity(Identity::from_pem(cert, key));
@@ -268,7 +277,8 @@ pub async fn resolve_nodes(name: &str, default_port: u16) -> Result<Vec<Node>, S
     let (host, port) = match name.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => (
             h.to_string(),
-            p.parse::<u16>().map_err(|_| format!("invalid port in '{name}'"))?,
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port in '{name}'"))?,
         ),
         _ => (name.to_string(), default_port),
     };
@@ -307,13 +317,28 @@ mod tests {
     #[test]
     fn parses_node_addresses() {
         let p = |s| parse_target(s, 50051);
-        assert_eq!(p("/run/saker/saker.sock"), Ok(Target::Unix("/run/saker/saker.sock".into())));
-        assert_eq!(p("unix:///tmp/s.sock"), Ok(Target::Unix("/tmp/s.sock".into())));
-        assert_eq!(p("unix:/tmp/s.sock"), Ok(Target::Unix("/tmp/s.sock".into())));
+        assert_eq!(
+            p("/run/saker/saker.sock"),
+            Ok(Target::Unix("/run/saker/saker.sock".into()))
+        );
+        assert_eq!(
+            p("unix:///tmp/s.sock"),
+            Ok(Target::Unix("/tmp/s.sock".into()))
+        );
+        assert_eq!(
+            p("unix:/tmp/s.sock"),
+            Ok(Target::Unix("/tmp/s.sock".into()))
+        );
         assert_eq!(p("node-a"), Ok(tcp("https://node-a:50051", true)));
         assert_eq!(p("node-a:7000"), Ok(tcp("https://node-a:7000", true)));
-        assert_eq!(p("https://10.0.0.1:9000/"), Ok(tcp("https://10.0.0.1:9000", true)));
-        assert_eq!(p("http://127.0.0.1:9000"), Ok(tcp("http://127.0.0.1:9000", false)));
+        assert_eq!(
+            p("https://10.0.0.1:9000/"),
+            Ok(tcp("https://10.0.0.1:9000", true))
+        );
+        assert_eq!(
+            p("http://127.0.0.1:9000"),
+            Ok(tcp("http://127.0.0.1:9000", false))
+        );
         assert_eq!(p("[::1]:9000"), Ok(tcp("https://[::1]:9000", true)));
         assert_eq!(p("[::1]"), Ok(tcp("https://[::1]:50051", true)));
         assert_eq!(p("fe80::1"), Ok(tcp("https://[fe80::1]:50051", true)));
@@ -336,7 +361,10 @@ mod tests {
     fn interceptor_adds_bearer_token() {
         let mut auth = Auth(Some("Bearer s3cret".try_into().unwrap()));
         let req = auth.call(Request::new(())).unwrap();
-        assert_eq!(req.metadata().get("authorization").unwrap(), "Bearer s3cret");
+        assert_eq!(
+            req.metadata().get("authorization").unwrap(),
+            "Bearer s3cret"
+        );
         let req = Auth(None).call(Request::new(())).unwrap();
         assert!(req.metadata().get("authorization").is_none());
     }

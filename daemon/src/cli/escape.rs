@@ -90,10 +90,7 @@ pub fn raw(r: Option<&RawString>) -> String {
 
 /// Arguments as one escaped command line, arguments separated by single spaces.
 pub fn args(a: &[RawString]) -> String {
-    a.iter()
-        .map(|r| raw(Some(r)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    a.iter().map(|r| raw(Some(r))).collect::<Vec<_>>().join(" ")
 }
 
 /// Makes a serialized JSON text terminal-safe without changing its meaning: every
@@ -132,7 +129,10 @@ mod tests {
     #[test]
     fn bidi_and_zero_width_are_escaped() {
         assert_eq!(escape("ab\u{202e}cd"), "ab\\u{202e}cd");
-        assert_eq!(escape("x\u{200b}y\u{2066}z\u{feff}"), "x\\u{200b}y\\u{2066}z\\u{feff}");
+        assert_eq!(
+            escape("x\u{200b}y\u{2066}z\u{feff}"),
+            "x\\u{200b}y\\u{2066}z\\u{feff}"
+        );
         assert_eq!(escape("line\u{2028}sep"), "line\\u{2028}sep");
     }
 
@@ -167,15 +167,27 @@ mod tests {
     #[test]
     fn multi_line_keeps_newlines_only() {
         assert_eq!(escape_text("a\nb\tc\\d"), "a\nb\tc\\d");
-        assert_eq!(escape_text("x\r\u{1b}]0;title\u{7}"), "x\\r\\x1b]0;title\\x07");
+        assert_eq!(
+            escape_text("x\r\u{1b}]0;title\u{7}"),
+            "x\\r\\x1b]0;title\\x07"
+        );
     }
 
     #[test]
     fn args_join_with_spaces() {
         let a = vec![
-            RawString { raw: b"sh".to_vec(), lossy: "sh".into() },
-            RawString { raw: b"-c".to_vec(), lossy: "-c".into() },
-            RawString { raw: b"echo\nhi".to_vec(), lossy: "echo\nhi".into() },
+            RawString {
+                raw: b"sh".to_vec(),
+                lossy: "sh".into(),
+            },
+            RawString {
+                raw: b"-c".to_vec(),
+                lossy: "-c".into(),
+            },
+            RawString {
+                raw: b"echo\nhi".to_vec(),
+                lossy: "echo\nhi".into(),
+            },
         ];
         assert_eq!(args(&a), "sh -c echo\\nhi");
     }

@@ -42,8 +42,25 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// From a status returned by a call.
+    /// From a status returned by a call. A connection that broke during the call (tonic
+    /// reports UNKNOWN "transport error", e.g. when a TLS server refused the client
+    /// certificate) counts as a connection failure.
     pub fn from_status(s: &tonic::Status) -> CallError {
+        if s.code() == Code::Unknown && s.message().starts_with("transport error") {
+            let mut m = s.message().to_string();
+            let mut src = std::error::Error::source(s);
+            while let Some(c) = src {
+                let t = c.to_string();
+                if !m.contains(&t) {
+                    m.push_str(": ");
+                    m.push_str(&t);
+                }
+                src = c.source();
+            }
+            return CallError::Connect(format!(
+                "{m} (the connection broke during the call; with mTLS, check that the server accepts the client certificate)"
+            ));
+        }
         CallError::Status {
             code: s.code(),
             message: s.message().to_string(),
@@ -167,7 +184,10 @@ mod tests {
 
     #[test]
     fn single_error_codes() {
-        assert_eq!(CallError::Connect("refused".into()).exit(), Exit::Connection);
+        assert_eq!(
+            CallError::Connect("refused".into()).exit(),
+            Exit::Connection
+        );
         assert_eq!(st(Code::Unavailable).exit(), Exit::Connection);
         assert_eq!(st(Code::NotFound).exit(), Exit::NotFound);
         for c in [
@@ -201,6 +221,14 @@ mod tests {
         // A server error beats not found and down nodes.
         assert_eq!(combine([Some(&nf), Some(&bad), Some(&down)]), Exit::Server);
         assert_eq!(combine([]), Exit::Usage);
+    }
+
+    #[test]
+    fn broken_transport_is_a_connection_failure() {
+        let e = CallError::from_status(&tonic::Status::unknown("transport error"));
+        assert_eq!(e.exit(), Exit::Connection);
+        let e = CallError::from_status(&tonic::Status::unknown("something else"));
+        assert_eq!(e.exit(), Exit::Server);
     }
 
     #[test]

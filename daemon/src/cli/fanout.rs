@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use saker_proto::v1::{self, feed_item::Item, FeedItem, GetStatsResponse, IncidentSummary, StatsGroup};
+use saker_proto::v1::{
+    self, feed_item::Item, FeedItem, GetStatsResponse, IncidentSummary, StatsGroup,
+};
 
 use super::conn::{self, Api, ConnOpts, Node};
 use super::exit::CallError;
@@ -75,7 +77,11 @@ fn item_key(i: &FeedItem) -> (u8, String, u64) {
 /// Merges feed pages of several nodes by time (then node, then id), oldest first. With
 /// `newest`, the `limit` most recent items are kept (each node was asked for its newest
 /// `limit`); otherwise the `limit` oldest. `limit` 0 keeps everything.
-pub fn merge_feed(per_node: Vec<(String, Vec<FeedItem>)>, limit: usize, newest: bool) -> Vec<(String, FeedItem)> {
+pub fn merge_feed(
+    per_node: Vec<(String, Vec<FeedItem>)>,
+    limit: usize,
+    newest: bool,
+) -> Vec<(String, FeedItem)> {
     let mut all: Vec<(String, FeedItem)> = per_node
         .into_iter()
         .flat_map(|(n, items)| items.into_iter().map(move |i| (n.clone(), i)))
@@ -217,7 +223,10 @@ mod tests {
 
     #[test]
     fn feed_merges_by_time_then_node() {
-        let a = ("a".to_string(), vec![alert("a1", 10), alert("a2", 30), event(5, 40)]);
+        let a = (
+            "a".to_string(),
+            vec![alert("a1", 10), alert("a2", 30), event(5, 40)],
+        );
         let b = ("b".to_string(), vec![alert("b1", 20), alert("b2", 30)]);
         let m = merge_feed(vec![b.clone(), a.clone()], 0, false);
         assert_eq!(ids(&m), ["a/a1", "b/b1", "a/a2", "b/b2", "a/#5"]);
@@ -229,7 +238,14 @@ mod tests {
         assert_eq!(ids(&m), ["a/a1", "b/b1"]);
     }
 
-    fn group(key: &[&str], count: u64, prevented: u64, sev: Severity, first: i64, last: i64) -> StatsGroup {
+    fn group(
+        key: &[&str],
+        count: u64,
+        prevented: u64,
+        sev: Severity,
+        first: i64,
+        last: i64,
+    ) -> StatsGroup {
         StatsGroup {
             key: key.iter().map(|s| s.to_string()).collect(),
             count,
@@ -261,7 +277,14 @@ mod tests {
             first_ns: 50,
             last_ns: 400,
             groups: vec![
-                group(&["Malicious Binary Detection"], 4, 0, Severity::Critical, 50, 400),
+                group(
+                    &["Malicious Binary Detection"],
+                    4,
+                    0,
+                    Severity::Critical,
+                    50,
+                    400,
+                ),
                 group(&["Drift Detection"], 1, 0, Severity::Warning, 60, 60),
             ],
             truncated: false,
@@ -269,14 +292,24 @@ mod tests {
         };
         let empty = GetStatsResponse::default();
         let m = merge_stats(vec![a.clone(), empty, b.clone()], 0);
-        assert_eq!((m.total, m.prevented, m.first_ns, m.last_ns), (15, 2, 50, 500));
+        assert_eq!(
+            (m.total, m.prevented, m.first_ns, m.last_ns),
+            (15, 2, 50, 500)
+        );
         assert_eq!(m.group_by, by);
         assert!(!m.truncated);
         assert_eq!(
             m.groups,
             vec![
                 group(&["Drift Detection"], 8, 2, Severity::Critical, 60, 500),
-                group(&["Malicious Binary Detection"], 4, 0, Severity::Critical, 50, 400),
+                group(
+                    &["Malicious Binary Detection"],
+                    4,
+                    0,
+                    Severity::Critical,
+                    50,
+                    400
+                ),
                 group(&[""], 3, 0, Severity::Notice, 200, 300),
             ]
         );
@@ -302,8 +335,15 @@ mod tests {
         );
         let got: Vec<String> = m.iter().map(|(n, i)| format!("{n}:{}", i.id)).collect();
         assert_eq!(got, ["n1:inc-a", "n2:inc-b", "n2:inc-c"]);
-        let m = merge_incidents(vec![("n".into(), vec![inc("x", 1), inc("y", 2), inc("z", 3)])], 2, true);
-        assert_eq!(m.iter().map(|(_, i)| i.id.as_str()).collect::<Vec<_>>(), ["y", "z"]);
+        let m = merge_incidents(
+            vec![("n".into(), vec![inc("x", 1), inc("y", 2), inc("z", 3)])],
+            2,
+            true,
+        );
+        assert_eq!(
+            m.iter().map(|(_, i)| i.id.as_str()).collect::<Vec<_>>(),
+            ["y", "z"]
+        );
     }
 
     #[test]

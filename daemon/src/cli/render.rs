@@ -34,7 +34,13 @@ pub fn event_workload(e: &v1::Event) -> String {
             } else {
                 parts
                     .iter()
-                    .map(|p| if p.is_empty() { "-".to_string() } else { escape(p) })
+                    .map(|p| {
+                        if p.is_empty() {
+                            "-".to_string()
+                        } else {
+                            escape(p)
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join("/")
             }
@@ -49,7 +55,13 @@ pub fn workload(w: &Workload) -> String {
     }
     [&w.cluster, &w.namespace, &w.workload, &w.pod, &w.container]
         .iter()
-        .map(|p| if p.is_empty() { "-".to_string() } else { escape(p) })
+        .map(|p| {
+            if p.is_empty() {
+                "-".to_string()
+            } else {
+                escape(p)
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -57,8 +69,14 @@ pub fn workload(w: &Workload) -> String {
 /// `name[pid] cmdline` of a process.
 pub fn process(p: Option<&v1::Process>) -> String {
     let Some(p) = p else { return "-".into() };
-    let cmd = if p.args.is_empty() { escape(&p.cmdline) } else { args(&p.args) };
-    format!("{}[{}] {}", raw(p.name.as_ref()), p.pid, cmd).trim_end().to_string()
+    let cmd = if p.args.is_empty() {
+        escape(&p.cmdline)
+    } else {
+        args(&p.args)
+    };
+    format!("{}[{}] {}", raw(p.name.as_ref()), p.pid, cmd)
+        .trim_end()
+        .to_string()
 }
 
 /// What an event did, in a few words.
@@ -77,7 +95,9 @@ pub fn event_action(e: &v1::Event) -> String {
             (_, Some(s)) => format!("killed by signal {s}"),
             _ => "exit".into(),
         },
-        Some(Body::File(f)) => format!("{} {} = {}", escape(&e.r#type), raw(f.path.as_ref()), f.ret),
+        Some(Body::File(f)) => {
+            format!("{} {} = {}", escape(&e.r#type), raw(f.path.as_ref()), f.ret)
+        }
         Some(Body::Connect(c)) => format!("connect {}:{} = {}", escape(&c.addr), c.port, c.ret),
         None => escape(&e.r#type),
     }
@@ -89,7 +109,15 @@ pub fn feed_table(items: &[(String, FeedItem)], show_node: bool) -> String {
     if show_node {
         head.push("node");
     }
-    head.extend(["severity", "policy", "rule", "prevented", "workload", "process", "id"]);
+    head.extend([
+        "severity",
+        "policy",
+        "rule",
+        "prevented",
+        "workload",
+        "process",
+        "id",
+    ]);
     let cols = head.len();
     let mut t = Table::new(&head)
         .max_width(cols - 5, 40) // rule
@@ -107,7 +135,11 @@ pub fn feed_table(items: &[(String, FeedItem)], show_node: bool) -> String {
                     severity_name(a.severity).to_string(),
                     or_dash(escape(&a.policy)),
                     escape(&a.rule),
-                    if a.prevented { "yes".into() } else { String::new() },
+                    if a.prevented {
+                        "yes".into()
+                    } else {
+                        String::new()
+                    },
                     e.map(event_workload).unwrap_or_else(|| "-".into()),
                     process(e.and_then(|e| e.process.as_ref())),
                     escape(&a.id),
@@ -142,7 +174,11 @@ pub fn feed_line(node: Option<&str>, it: &FeedItem) -> String {
                 s,
                 " {} {}{}: {} | {} | {} | {}",
                 severity_name(a.severity),
-                if a.policy.is_empty() { String::new() } else { format!("[{}] ", escape(&a.policy)) },
+                if a.policy.is_empty() {
+                    String::new()
+                } else {
+                    format!("[{}] ", escape(&a.policy))
+                },
                 escape(&a.rule),
                 escape(&a.output),
                 e.map(event_workload).unwrap_or_else(|| "-".into()),
@@ -197,7 +233,13 @@ pub fn stats(r: &GetStatsResponse) -> String {
     let mut t = Table::new(&head);
     for g in &r.groups {
         let mut row: Vec<String> = (0..nkeys)
-            .map(|i| g.key.get(i).map(|k| escape(k)).filter(|k| !k.is_empty()).unwrap_or_else(|| "(none)".into()))
+            .map(|i| {
+                g.key
+                    .get(i)
+                    .map(|k| escape(k))
+                    .filter(|k| !k.is_empty())
+                    .unwrap_or_else(|| "(none)".into())
+            })
             .collect();
         row.extend([
             g.count.to_string(),
@@ -222,9 +264,21 @@ pub fn incidents_table(items: &[(String, IncidentSummary)], show_node: bool) -> 
     if show_node {
         head.push("node");
     }
-    head.extend(["start", "duration", "severity", "alerts", "prevented", "workload", "root cause", "techniques"]);
+    head.extend([
+        "start",
+        "duration",
+        "severity",
+        "alerts",
+        "prevented",
+        "workload",
+        "root cause",
+        "techniques",
+    ]);
     let cols = head.len();
-    let mut t = Table::new(&head).max_width(cols - 3, 56).max_width(cols - 2, 60).max_width(cols - 1, 40);
+    let mut t = Table::new(&head)
+        .max_width(cols - 3, 56)
+        .max_width(cols - 2, 60)
+        .max_width(cols - 1, 40);
     for (node, i) in items {
         let mut row = vec![escape(&i.id)];
         if show_node {
@@ -241,9 +295,18 @@ pub fn incidents_table(items: &[(String, IncidentSummary)], show_node: bool) -> 
             severity_name(i.severity).to_string(),
             i.alert_count.to_string(),
             i.prevented_count.to_string(),
-            i.workload.as_ref().map(workload).unwrap_or_else(|| "-".into()),
+            i.workload
+                .as_ref()
+                .map(workload)
+                .unwrap_or_else(|| "-".into()),
             or_dash(root),
-            or_dash(i.techniques.iter().map(|t| escape(t)).collect::<Vec<_>>().join(",")),
+            or_dash(
+                i.techniques
+                    .iter()
+                    .map(|t| escape(t))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]);
         t.row(row);
     }
@@ -286,20 +349,33 @@ fn step_text(s: &v1::Step) -> String {
         },
         Some(Action::File(f)) => {
             let op = v1::FileOpKind::try_from(f.op)
-                .map(|k| k.as_str_name().trim_start_matches("FILE_OP_KIND_").to_lowercase())
+                .map(|k| {
+                    k.as_str_name()
+                        .trim_start_matches("FILE_OP_KIND_")
+                        .to_lowercase()
+                })
                 .unwrap_or_else(|_| "file".into());
             format!("{op} {}", raw(f.path.as_ref()))
         }
         Some(Action::Connect(c)) => format!("connect {}:{}", escape(&c.addr), c.port),
         None => "-".into(),
     };
-    let mitre: Vec<String> = s.tactics.iter().chain(&s.techniques).map(|t| escape(t)).collect();
+    let mitre: Vec<String> = s
+        .tactics
+        .iter()
+        .chain(&s.techniques)
+        .map(|t| escape(t))
+        .collect();
     format!(
         "{} {} {}{}{} ({})",
         fmt_ns(s.time_ns),
         escape(&s.rule),
         what,
-        if mitre.is_empty() { String::new() } else { format!(" [{}]", mitre.join(" ")) },
+        if mitre.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", mitre.join(" "))
+        },
         if s.prevented { " BLOCKED" } else { "" },
         escape(&s.alert_id)
     )
@@ -317,18 +393,46 @@ pub fn incident(node: &str, inc: &Incident) -> String {
         escape(&s.node),
         escape(node)
     );
-    let _ = writeln!(o, "  time       {} .. {} ({})", fmt_ns(s.start_ns), fmt_ns(s.end_ns), fmt_span(s.end_ns - s.start_ns));
-    let _ = writeln!(o, "  workload   {}", s.workload.as_ref().map(workload).unwrap_or_else(|| "-".into()));
-    if let Some(img) = s.workload.as_ref().map(|w| &w.image).filter(|i| !i.is_empty()) {
+    let _ = writeln!(
+        o,
+        "  time       {} .. {} ({})",
+        fmt_ns(s.start_ns),
+        fmt_ns(s.end_ns),
+        fmt_span(s.end_ns - s.start_ns)
+    );
+    let _ = writeln!(
+        o,
+        "  workload   {}",
+        s.workload
+            .as_ref()
+            .map(workload)
+            .unwrap_or_else(|| "-".into())
+    );
+    if let Some(img) = s
+        .workload
+        .as_ref()
+        .map(|w| &w.image)
+        .filter(|i| !i.is_empty())
+    {
         let _ = writeln!(o, "  image      {}", escape(img));
     }
     let _ = writeln!(o, "  policies   {}", list(&s.policies));
     let _ = writeln!(o, "  rules      {}", list(&s.rules));
-    let _ = writeln!(o, "  alerts     {} ({} prevented)", s.alert_count, s.prevented_count);
+    let _ = writeln!(
+        o,
+        "  alerts     {} ({} prevented)",
+        s.alert_count, s.prevented_count
+    );
 
     if let Some(rc) = &inc.root_cause {
         let _ = writeln!(o, "\nRoot cause");
-        let _ = writeln!(o, "  process    {}[{}] (parent pid {})", raw(rc.name.as_ref()), rc.pid, rc.ppid);
+        let _ = writeln!(
+            o,
+            "  process    {}[{}] (parent pid {})",
+            raw(rc.name.as_ref()),
+            rc.pid,
+            rc.ppid
+        );
         let _ = writeln!(o, "  command    {}", or_dash(args(&rc.cmdline)));
         let _ = writeln!(o, "  exe        {}", or_dash(raw(rc.exe.as_ref())));
         if !rc.exe_sha256.is_empty() {
@@ -368,7 +472,12 @@ pub fn incident(node: &str, inc: &Incident) -> String {
             .nodes
             .iter()
             .map(|n| {
-                let mitre: Vec<String> = n.tactics.iter().chain(&n.techniques).map(|t| escape(t)).collect();
+                let mitre: Vec<String> = n
+                    .tactics
+                    .iter()
+                    .chain(&n.techniques)
+                    .map(|t| escape(t))
+                    .collect();
                 let mut text = format!("{}[{}] {}", raw(n.name.as_ref()), n.pid, args(&n.cmdline));
                 if !mitre.is_empty() {
                     let _ = write!(text, "  [{}]", mitre.join(" "));
@@ -425,8 +534,18 @@ pub fn incident(node: &str, inc: &Incident) -> String {
 
     if !inc.affected_workloads.is_empty() {
         let _ = writeln!(o, "\nAffected workloads ({})", inc.affected_workloads.len());
-        let mut t = Table::new(&["", "cluster", "namespace", "workload", "pod", "container", "image", "node", "shared"])
-            .max_width(8, 60);
+        let mut t = Table::new(&[
+            "",
+            "cluster",
+            "namespace",
+            "workload",
+            "pod",
+            "container",
+            "image",
+            "node",
+            "shared",
+        ])
+        .max_width(8, 60);
         for a in &inc.affected_workloads {
             let w = a.workload.clone().unwrap_or_default();
             t.row(vec![
@@ -438,7 +557,13 @@ pub fn incident(node: &str, inc: &Incident) -> String {
                 or_dash(escape(&w.container)),
                 or_dash(escape(&w.image)),
                 or_dash(escape(&w.node)),
-                or_dash(a.shared.iter().map(indicator_text).collect::<Vec<_>>().join("; ")),
+                or_dash(
+                    a.shared
+                        .iter()
+                        .map(indicator_text)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
             ]);
         }
         for line in t.render().lines() {
@@ -446,7 +571,12 @@ pub fn incident(node: &str, inc: &Incident) -> String {
         }
     }
 
-    let _ = writeln!(o, "\nAlerts ({}): {}", inc.alert_ids.len(), list(&inc.alert_ids));
+    let _ = writeln!(
+        o,
+        "\nAlerts ({}): {}",
+        inc.alert_ids.len(),
+        list(&inc.alert_ids)
+    );
     if !inc.prevented_alert_ids.is_empty() {
         let _ = writeln!(o, "Prevented: {}", list(&inc.prevented_alert_ids));
     }
@@ -459,21 +589,50 @@ pub fn incident(node: &str, inc: &Incident) -> String {
 /// The node's state.
 pub fn node_info(label: &str, n: &NodeInfo) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "Node {} (cluster {}) [{}]", escape(&n.node), or_dash(escape(&n.cluster)), escape(label));
+    let _ = writeln!(
+        o,
+        "Node {} (cluster {}) [{}]",
+        escape(&n.node),
+        or_dash(escape(&n.cluster)),
+        escape(label)
+    );
     let version = if n.git_commit.is_empty() {
         escape(&n.saker_version)
     } else {
         format!("{} ({})", escape(&n.saker_version), escape(&n.git_commit))
     };
     let _ = writeln!(o, "  saker      {version}");
-    let _ = writeln!(o, "  kernel     {} {} {}", escape(&n.kernel_release), escape(&n.arch), escape(&n.kernel_version));
-    let _ = writeln!(o, "  started    {} (up {})", fmt_ns(n.start_ns), fmt_span(n.now_ns - n.start_ns));
-    let _ = writeln!(o, "  prevention {}", if n.prevention_enabled { "on" } else { "off" });
-    let _ = writeln!(o, "  events     {} received, {} alerts raised", n.events_received, n.alerts_raised);
+    let _ = writeln!(
+        o,
+        "  kernel     {} {} {}",
+        escape(&n.kernel_release),
+        escape(&n.arch),
+        escape(&n.kernel_version)
+    );
+    let _ = writeln!(
+        o,
+        "  started    {} (up {})",
+        fmt_ns(n.start_ns),
+        fmt_span(n.now_ns - n.start_ns)
+    );
+    let _ = writeln!(
+        o,
+        "  prevention {}",
+        if n.prevention_enabled { "on" } else { "off" }
+    );
+    let _ = writeln!(
+        o,
+        "  events     {} received, {} alerts raised",
+        n.events_received, n.alerts_raised
+    );
 
     if !n.programs.is_empty() {
         let attached = n.programs.iter().filter(|p| p.attached).count();
-        let _ = writeln!(o, "\nSensor programs ({attached}/{} attached)", n.programs.len());
+        let _ = writeln!(
+            o,
+            "\nSensor programs ({attached}/{} attached)",
+            n.programs.len()
+        );
         let mut t = Table::new(&["program", "kind", "attach point", "state"]).max_width(3, 80);
         for p in &n.programs {
             let state = match (p.attached, p.is_optional) {
@@ -481,7 +640,12 @@ pub fn node_info(label: &str, n: &NodeInfo) -> String {
                 (false, true) => format!("not attached (optional): {}", escape(&p.error)),
                 (false, false) => format!("NOT ATTACHED: {}", escape(&p.error)),
             };
-            t.row(vec![escape(&p.name), escape(&p.kind), escape(&p.attach_point), state]);
+            t.row(vec![
+                escape(&p.name),
+                escape(&p.kind),
+                escape(&p.attach_point),
+                state,
+            ]);
         }
         for line in t.render().lines() {
             let _ = writeln!(o, "  {line}");
@@ -493,7 +657,12 @@ pub fn node_info(label: &str, n: &NodeInfo) -> String {
         let _ = writeln!(o, "\nDropped events ({total})");
         let mut t = Table::new(&["class", "kind", "count", "meaning"]).max_width(3, 70);
         for d in &n.drops {
-            t.row(vec![escape(&d.class_name), or_dash(escape(&d.event_kind)), d.count.to_string(), escape(&d.description)]);
+            t.row(vec![
+                escape(&d.class_name),
+                or_dash(escape(&d.event_kind)),
+                d.count.to_string(),
+                escape(&d.description),
+            ]);
         }
         for line in t.render().lines() {
             let _ = writeln!(o, "  {line}");
@@ -517,7 +686,11 @@ pub fn node_info(label: &str, n: &NodeInfo) -> String {
         if !r.skipped.is_empty() {
             let mut t = Table::new(&["skipped rule", "where", "reason"]).max_width(2, 90);
             for s in &r.skipped {
-                let at = if s.line > 0 { format!("{}:{}", escape(&s.file), s.line) } else { escape(&s.file) };
+                let at = if s.line > 0 {
+                    format!("{}:{}", escape(&s.file), s.line)
+                } else {
+                    escape(&s.file)
+                };
                 t.row(vec![escape(&s.rule), or_dash(at), escape(&s.reason)]);
             }
             for line in t.render().lines() {
@@ -529,10 +702,20 @@ pub fn node_info(label: &str, n: &NodeInfo) -> String {
     if let Some(m) = &n.model {
         let _ = writeln!(o, "\nModel");
         if m.loaded {
-            let _ = writeln!(o, "  name       {} ({} {})", escape(&m.name), escape(&m.architecture), escape(&m.quantization));
+            let _ = writeln!(
+                o,
+                "  name       {} ({} {})",
+                escape(&m.name),
+                escape(&m.architecture),
+                escape(&m.quantization)
+            );
             let _ = writeln!(o, "  path       {}", escape(&m.path));
             let _ = writeln!(o, "  sha256     {}", escape(&m.sha256));
-            let _ = writeln!(o, "  size       {} bytes, context {} tokens, {} threads", m.size_bytes, m.context_tokens, m.threads);
+            let _ = writeln!(
+                o,
+                "  size       {} bytes, context {} tokens, {} threads",
+                m.size_bytes, m.context_tokens, m.threads
+            );
         } else if m.error.is_empty() {
             let _ = writeln!(o, "  none loaded (answers use templates only)");
         } else {
@@ -549,14 +732,38 @@ pub fn node_info(label: &str, n: &NodeInfo) -> String {
     if let Some(s) = &n.store {
         let _ = writeln!(o, "\nStore {}", escape(&s.path));
         let _ = writeln!(o, "  size       {} bytes", s.size_bytes);
-        let _ = writeln!(o, "  contents   {} alerts, {} events, {} incidents", s.alerts, s.events, s.incidents);
-        let _ = writeln!(o, "  span       {} .. {}", fmt_ns(s.oldest_ns), fmt_ns(s.newest_ns));
-        let _ = writeln!(o, "  problems   {} dropped, {} write errors", s.dropped, s.write_errors);
+        let _ = writeln!(
+            o,
+            "  contents   {} alerts, {} events, {} incidents",
+            s.alerts, s.events, s.incidents
+        );
+        let _ = writeln!(
+            o,
+            "  span       {} .. {}",
+            fmt_ns(s.oldest_ns),
+            fmt_ns(s.newest_ns)
+        );
+        let _ = writeln!(
+            o,
+            "  problems   {} dropped, {} write errors",
+            s.dropped, s.write_errors
+        );
         let _ = writeln!(
             o,
             "  retention  {} , {}",
-            if s.retention_max_age_s == 0 { "no age limit".into() } else { format!("max age {}", fmt_span(s.retention_max_age_s as i64 * 1_000_000_000)) },
-            if s.retention_max_bytes == 0 { "no size limit".into() } else { format!("max {} bytes", s.retention_max_bytes) }
+            if s.retention_max_age_s == 0 {
+                "no age limit".into()
+            } else {
+                format!(
+                    "max age {}",
+                    fmt_span(s.retention_max_age_s as i64 * 1_000_000_000)
+                )
+            },
+            if s.retention_max_bytes == 0 {
+                "no size limit".into()
+            } else {
+                format!("max {} bytes", s.retention_max_bytes)
+            }
         );
     }
     o
@@ -609,7 +816,10 @@ mod tests {
     fn feed_table_escapes_everything() {
         let out = feed_table(&[("n1".into(), hostile_alert())], true);
         assert!(!out.contains('\u{1b}'), "{out}");
-        assert!(out.contains("easy\\x1bminer[42] ./easyminer -o\\xff\\n"), "{out}");
+        assert!(
+            out.contains("easy\\x1bminer[42] ./easyminer -o\\xff\\n"),
+            "{out}"
+        );
         assert!(out.contains("risk-10-aws-bedrock-java/java-7d9/app"));
         assert!(out.contains("CRITICAL"));
         assert!(out.contains("yes"));
@@ -657,18 +867,31 @@ mod tests {
             root_cause: Some(v1::RootCause {
                 pid: 10,
                 name: rs(b"sh"),
-                cmdline: vec![rs(b"sh").unwrap(), rs(b"./malicious-bin-event-gen.sh").unwrap()],
+                cmdline: vec![
+                    rs(b"sh").unwrap(),
+                    rs(b"./malicious-bin-event-gen.sh").unwrap(),
+                ],
                 ..Default::default()
             }),
             attack_path: Some(v1::AttackPath {
-                nodes: vec![node(10, None, b"sh"), node(11, Some(10), b"wget"), node(12, Some(10), b"easy\x1b[1m")],
+                nodes: vec![
+                    node(10, None, b"sh"),
+                    node(11, Some(10), b"wget"),
+                    node(12, Some(10), b"easy\x1b[1m"),
+                ],
                 roots: vec![10],
             }),
             ..Default::default()
         };
         let out = incident("local", &inc);
-        assert!(out.contains("command    sh ./malicious-bin-event-gen.sh"), "{out}");
-        assert!(out.contains("  sh[10] sh\n  ├─ wget[11] wget\n  └─ easy\\x1b[1m[12] easy\\x1b[1m\n"), "{out}");
+        assert!(
+            out.contains("command    sh ./malicious-bin-event-gen.sh"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  sh[10] sh\n  ├─ wget[11] wget\n  └─ easy\\x1b[1m[12] easy\\x1b[1m\n"),
+            "{out}"
+        );
         assert!(!out.contains('\u{1b}'));
     }
 }

@@ -51,11 +51,6 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
     /// The rendered table, one line per row after the heading, each ending in `\n`.
     pub fn render(&self) -> String {
         let n = self.headers.len();
@@ -63,7 +58,12 @@ impl Table {
         let cut: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|r| r.iter().enumerate().map(|(i, c)| truncate(c, self.max[i])).collect())
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(i, c)| truncate(c, self.max[i]))
+                    .collect()
+            })
             .collect();
         for r in &cut {
             for (i, c) in r.iter().enumerate() {
@@ -99,7 +99,11 @@ pub struct TreeItem {
 /// links form a cycle (the cycle's first item then starts a new root).
 pub fn draw_tree(items: &[TreeItem]) -> Vec<String> {
     use std::collections::{HashMap, HashSet};
-    let index: HashMap<&str, usize> = items.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
     let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
     let mut roots = Vec::new();
     for (i, t) in items.iter().enumerate() {
@@ -108,19 +112,35 @@ pub fn draw_tree(items: &[TreeItem]) -> Vec<String> {
             _ => roots.push(i),
         }
     }
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    fn walk(
-        i: usize,
-        prefix: &str,
-        last: bool,
-        top: bool,
-        items: &[TreeItem],
-        children: &HashMap<usize, Vec<usize>>,
-        seen: &mut HashSet<usize>,
-        out: &mut Vec<String>,
-    ) {
-        if !seen.insert(i) {
+    let mut w = Walker {
+        items,
+        children,
+        seen: HashSet::new(),
+        out: Vec::new(),
+    };
+    for &r in &roots {
+        w.walk(r, "", true, true);
+    }
+    // Items only reachable through a cycle.
+    for i in 0..items.len() {
+        if !w.seen.contains(&i) {
+            w.walk(i, "", true, true);
+        }
+    }
+    w.out
+}
+
+/// Depth-first drawing state of [`draw_tree`].
+struct Walker<'a> {
+    items: &'a [TreeItem],
+    children: std::collections::HashMap<usize, Vec<usize>>,
+    seen: std::collections::HashSet<usize>,
+    out: Vec<String>,
+}
+
+impl Walker<'_> {
+    fn walk(&mut self, i: usize, prefix: &str, last: bool, top: bool) {
+        if !self.seen.insert(i) {
             return;
         }
         let (branch, next) = match (top, last) {
@@ -128,25 +148,22 @@ pub fn draw_tree(items: &[TreeItem]) -> Vec<String> {
             (false, true) => ("└─ ", format!("{prefix}   ")),
             (false, false) => ("├─ ", format!("{prefix}│  ")),
         };
-        out.push(format!("{prefix}{branch}{}", items[i].text));
-        let kids: Vec<usize> = children
+        self.out
+            .push(format!("{prefix}{branch}{}", self.items[i].text));
+        let kids: Vec<usize> = self
+            .children
             .get(&i)
-            .map(|k| k.iter().copied().filter(|k| !seen.contains(k)).collect())
+            .map(|k| {
+                k.iter()
+                    .copied()
+                    .filter(|k| !self.seen.contains(k))
+                    .collect()
+            })
             .unwrap_or_default();
         for (j, &k) in kids.iter().enumerate() {
-            walk(k, &next, j + 1 == kids.len(), false, items, children, seen, out);
+            self.walk(k, &next, j + 1 == kids.len(), false);
         }
     }
-    for &r in &roots {
-        walk(r, "", true, true, items, &children, &mut seen, &mut out);
-    }
-    // Items only reachable through a cycle.
-    for i in 0..items.len() {
-        if !seen.contains(&i) {
-            walk(i, "", true, true, items, &children, &mut seen, &mut out);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -160,7 +177,6 @@ mod tests {
         t.row(vec!["22".into(), "longer name".into()]);
         t.row(vec!["333".into()]);
         assert_eq!(t.render(), "ID   NAME\n1    short\n22   long…\n333\n");
-        assert_eq!(t.len(), 3);
     }
 
     #[test]
@@ -180,7 +196,13 @@ mod tests {
 
     #[test]
     fn draws_trees() {
-        let items = vec![item("1", ""), item("2", "1"), item("3", "2"), item("4", "1"), item("9", "77")];
+        let items = vec![
+            item("1", ""),
+            item("2", "1"),
+            item("3", "2"),
+            item("4", "1"),
+            item("9", "77"),
+        ];
         assert_eq!(
             draw_tree(&items),
             ["n1", "├─ n2", "│  └─ n3", "└─ n4", "n9"]

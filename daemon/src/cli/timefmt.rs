@@ -82,13 +82,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: u128 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit_ns: u128 = match &rest[..unit_len] {
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
@@ -99,7 +103,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total = total.checked_add(n.checked_mul(unit_ns).ok_or_else(bad)?).ok_or_else(bad)?;
+        total = total
+            .checked_add(n.checked_mul(unit_ns).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
     }
     let total = u64::try_from(total).map_err(|_| bad())?;
     Ok(Duration::from_nanos(total))
@@ -181,7 +187,10 @@ mod tests {
     fn formats_utc() {
         assert_eq!(fmt_ns(1), "1970-01-01T00:00:00.000Z");
         assert_eq!(fmt_ns(0), "-");
-        assert_eq!(fmt_ns(1_764_152_553_123_456_789), "2025-11-26T10:22:33.123Z");
+        assert_eq!(
+            fmt_ns(1_764_152_553_123_456_789),
+            "2025-11-26T10:22:33.123Z"
+        );
         // Leap day.
         assert_eq!(fmt_ns(951_782_400 * NS), "2000-02-29T00:00:00.000Z");
     }
@@ -193,7 +202,10 @@ mod tests {
         assert_eq!(fmt_ns(t), "2025-11-26T10:22:33.123Z");
         assert_eq!(parse_time("2025-11-26T11:22:33.123+01:00", 0).unwrap(), t);
         assert_eq!(parse_time("2025-11-26", 0).unwrap(), 1_764_115_200 * NS);
-        assert_eq!(parse_time("2000-02-29T00:00:00Z", 0).unwrap(), 951_782_400 * NS);
+        assert_eq!(
+            parse_time("2000-02-29T00:00:00Z", 0).unwrap(),
+            951_782_400 * NS
+        );
         assert!(parse_time("2025-13-01", 0).is_err());
         assert!(parse_time("yesterday", 0).is_err());
         assert!(parse_time("2025-11-26T10:22", 0).is_err());

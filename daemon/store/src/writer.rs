@@ -264,9 +264,17 @@ impl Writer {
             if control.is_none() {
                 // Gather more until the batch is full, its time is up, or a control
                 // message asks for the batch now.
+                // Alerts are committed as soon as the queue is drained (group commit: no
+                // waiting, so exec→stored latency stays in single milliseconds); batches of
+                // context events alone wait up to flush_interval to grow.
                 let deadline = Instant::now() + self.cfg.flush_interval;
                 while batch.len() < self.cfg.batch_max {
-                    let left = deadline.saturating_duration_since(Instant::now());
+                    let has_alert = batch.iter().any(|i| matches!(i, Item::Alert(_)));
+                    let left = if has_alert {
+                        Duration::ZERO
+                    } else {
+                        deadline.saturating_duration_since(Instant::now())
+                    };
                     match self.rx.recv_timeout(left) {
                         Ok(m) => {
                             control = self.take(m, &mut batch);
