@@ -133,9 +133,11 @@ impl Pipeline {
         if let Body::Exec(x) = &ev.event.body {
             let wanted = !self.ioc.is_empty() || x.exe_upper_layer || x.exe_memfd || cref.is_some();
             if wanted {
-                if let Some(h) = self
-                    .hasher
-                    .hash_exec(pid, ppid, x.filename.as_bytes(), x.exe_ino)
+                let mut roots = vec![ppid];
+                roots.extend(self.procs.table.live_in_mnt_ns(ev.event.process.mnt_ns, 4));
+                if let Some(h) =
+                    self.hasher
+                        .hash_exec(pid, &roots, x.filename.as_bytes(), x.exe_ino)
                 {
                     let ioc = self.ioc.lookup(&h).map(str::to_string);
                     if let Some(info) = self.procs.table.get_mut(pid) {

@@ -26,6 +26,8 @@ pub struct ProcInfo {
     pub cwd: Option<BString>,
     pub uid: u32,
     pub cgroup_id: u64,
+    /// Mount namespace inode (0 when unknown).
+    pub mnt_ns: u32,
     pub exe_upper_layer: bool,
     pub exe_memfd: bool,
     /// Boot-time ns of the last exec (0 when unknown, e.g. bootstrapped).
@@ -88,6 +90,20 @@ impl ProcTable {
         self.procs.get_mut(&pid)
     }
 
+    /// Up to `max` live processes in mount namespace `mnt_ns` (whose `/proc/PID/root`
+    /// shows that namespace's files after the process of interest has exited).
+    pub fn live_in_mnt_ns(&self, mnt_ns: u32, max: usize) -> Vec<u32> {
+        if mnt_ns == 0 {
+            return Vec::new();
+        }
+        self.procs
+            .values()
+            .filter(|p| p.mnt_ns == mnt_ns && p.exited_at.is_none())
+            .map(|p| p.pid)
+            .take(max)
+            .collect()
+    }
+
     /// Ancestors of `pid`, nearest first (parent, grandparent, …), at most `max`.
     pub fn ancestors(&self, pid: u32, max: usize) -> Vec<&ProcInfo> {
         let mut out = Vec::new();
@@ -128,6 +144,7 @@ impl ProcTable {
                         cwd: None,
                         uid: p.uid,
                         cgroup_id: p.cgroup_id,
+                        mnt_ns: p.mnt_ns,
                         exe_upper_layer: false,
                         exe_memfd: false,
                         exec_ktime_ns: 0,
@@ -157,6 +174,7 @@ impl ProcTable {
                     cwd,
                     uid: p.uid,
                     cgroup_id: p.cgroup_id,
+                    mnt_ns: p.mnt_ns,
                     exe_upper_layer: x.exe_upper_layer,
                     exe_memfd: x.exe_memfd,
                     exec_ktime_ns: ev.ktime_ns,
@@ -265,6 +283,7 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
         cwd: read_cwd(pid),
         uid: meta.map_or(0, |m| m.uid()),
         cgroup_id: 0,
+        mnt_ns: std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map_or(0, |m| m.ino() as u32),
         exe_upper_layer: false,
         exe_memfd: false,
         exec_ktime_ns: 0,

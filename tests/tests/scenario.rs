@@ -148,6 +148,69 @@ fn mission_scenario_is_detected_in_both_policies_with_kubernetes_metadata() {
         .any(|x| x.as_bytes() == format!("./{SCRIPT}").as_bytes())));
     assert!(drift.event.ctx.proc.exe_sha256.is_some());
 
+    // Incidents: one per workload, rooted at the script, with the whole chain.
+    let incidents =
+        saker_incident::correlate(&all.items, &saker_incident::CorrelateConfig::default());
+    let mut pods: Vec<String> = incidents
+        .iter()
+        .map(|i| i.workload.pod.clone().unwrap_or_default())
+        .collect();
+    pods.sort();
+    let mut want_pods: Vec<String> = WORKLOADS.iter().map(|(_, p, _)| p.to_string()).collect();
+    want_pods.sort();
+    assert_eq!(
+        pods,
+        want_pods,
+        "one incident per workload: {:#?}",
+        incidents
+            .iter()
+            .map(|i| (&i.id, &i.workload))
+            .collect::<Vec<_>>()
+    );
+    for inc in &incidents {
+        let root =
+            String::from_utf8_lossy(saker_incident::join_args(&inc.root_cause.cmdline).as_bytes())
+                .into_owned();
+        assert_eq!(root, format!("sh ./{SCRIPT}"), "root cause of {}", inc.id);
+        let cmd = |n: &saker_incident::PathNode| {
+            String::from_utf8_lossy(saker_incident::join_args(&n.cmdline).as_bytes()).into_owned()
+        };
+        let wget = inc
+            .attack_path
+            .nodes
+            .iter()
+            .find(|n| cmd(n).starts_with("wget") && cmd(n).contains("easyminer"))
+            .expect("wget step");
+        let miner = inc
+            .attack_path
+            .nodes
+            .iter()
+            .find(|n| n.exe.as_bytes().ends_with(b"/tmp/easyminer"))
+            .expect("easyminer step");
+        let chmod_time = inc
+            .attack_path
+            .nodes
+            .iter()
+            .flat_map(|n| n.steps.iter())
+            .find(|s| s.rule == "Drift - Executable Bit Added In Container")
+            .map(|s| s.time_ns)
+            .expect("chmod step");
+        assert!(
+            wget.first_seen_ns < chmod_time && chmod_time < miner.first_seen_ns,
+            "wget → chmod → easyminer in time order"
+        );
+        let techniques: BTreeSet<&str> = inc.techniques.iter().map(|t| t.id.as_str()).collect();
+        for t in ["T1105", "T1222.002", "T1496", "T1059.004"] {
+            assert!(techniques.contains(t), "{} has {t}: {techniques:?}", inc.id);
+        }
+        let radius = saker_incident::blast_radius(&incidents, inc);
+        assert_eq!(
+            radius.len(),
+            3,
+            "the same miner hash and script reach all three workloads"
+        );
+    }
+
     daemon.shutdown();
     drop(containers);
     drop(ctrd);

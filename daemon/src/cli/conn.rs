@@ -370,6 +370,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn dns_names_resolve_to_one_node_per_address() {
+        let nodes = resolve_nodes("localhost:7000", 1).await.unwrap();
+        assert!(
+            nodes
+                .iter()
+                .any(|n| n.label == "127.0.0.1" && n.target == tcp("https://127.0.0.1:7000", true)),
+            "{nodes:?}"
+        );
+        let nodes = resolve_nodes("localhost", 7001).await.unwrap();
+        assert!(nodes
+            .iter()
+            .all(|n| matches!(&n.target, Target::Tcp { uri, .. } if uri.ends_with(":7001"))));
+        assert!(resolve_nodes("no-such-host.invalid", 1).await.is_err());
+    }
+
+    #[tokio::test]
     async fn missing_socket_is_a_connection_error() {
         let r = connect(
             &Target::Unix("/nonexistent/saker.sock".into()),

@@ -328,3 +328,20 @@ async fn mutual_tls_over_tcp() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// For checking other clients by hand (e.g. tests/python/client.py): serves the mock on
+/// $SAKER_MOCK_SOCKET for $SAKER_MOCK_SECS seconds (default 60).
+///   SAKER_MOCK_SOCKET=/tmp/m.sock cargo test -p saker-daemon --bin saker serve_mock -- --ignored
+#[tokio::test]
+#[ignore]
+async fn serve_mock_for_manual_checks() {
+    let path = std::env::var("SAKER_MOCK_SOCKET").unwrap_or_else(|_| "/tmp/saker-mock.sock".into());
+    let secs: u64 = std::env::var("SAKER_MOCK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    mock::serve(std::path::Path::new(&path), "mock-node", false).await;
+    eprintln!("mock sakerd on {path} for {secs}s");
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let _ = std::fs::remove_file(path);
+}

@@ -49,12 +49,13 @@ impl ExeHasher {
     }
 
     /// Hashes the executable of an exec: through /proc/PID/exe while the process lives,
-    /// else through its parent's root (same mount namespace) + the exec path, accepted
-    /// only when the inode is the one the kernel reported.
+    /// else through the root of another live process in its mount namespace (`roots`:
+    /// its parent, the container's other processes) + the exec path, accepted only when
+    /// the inode is the one the kernel reported.
     pub fn hash_exec(
         &mut self,
         pid: u32,
-        ppid: u32,
+        roots: &[u32],
         filename: &[u8],
         exe_ino: u64,
     ) -> Option<String> {
@@ -63,10 +64,12 @@ impl ExeHasher {
         }
         if filename.first() == Some(&b'/') {
             use std::os::unix::ffi::OsStrExt;
-            let mut p = PathBuf::from(format!("/proc/{ppid}/root"));
-            p.push(Path::new(std::ffi::OsStr::from_bytes(&filename[1..])));
-            if let Some(h) = self.hash_path(&p, Some(exe_ino)) {
-                return Some(h);
+            for root in roots {
+                let mut p = PathBuf::from(format!("/proc/{root}/root"));
+                p.push(Path::new(std::ffi::OsStr::from_bytes(&filename[1..])));
+                if let Some(h) = self.hash_path(&p, Some(exe_ino)) {
+                    return Some(h);
+                }
             }
         }
         self.stats.unavailable += 1;
