@@ -40,9 +40,17 @@ fn event(i: u64) -> Enriched {
             prevented: false,
         }),
         2..=4 => Body::Fork,
-        5..=7 => Body::Exit(Exit { raw: 0, code: Some(0), signal: None }),
+        5..=7 => Body::Exit(Exit {
+            raw: 0,
+            code: Some(0),
+            signal: None,
+        }),
         8..=16 => Body::File(FileOp {
-            op: if i % 20 == 16 { FileKind::Chmod } else { FileKind::Open },
+            op: if i % 20 == 16 {
+                FileKind::Chmod
+            } else {
+                FileKind::Open
+            },
             path: format!("/var/log/app/{}.log", i % 13).as_str().into(),
             path_truncated: false,
             dfd: -100,
@@ -50,14 +58,25 @@ fn event(i: u64) -> Enriched {
             mode: 0o644,
             ret: 3,
         }),
-        _ => Body::Connect(Connect { fd: 4, addr: "10.0.0.2".parse().unwrap(), port: 443, ret: 0 }),
+        _ => Body::Connect(Connect {
+            fd: 4,
+            addr: "10.0.0.2".parse().unwrap(),
+            port: 443,
+            ret: 0,
+        }),
     };
     Enriched {
         seq: i,
         event: Event {
             time_ns: 1_700_000_000_000_000_000 + i as i64,
             ktime_ns: i,
-            process: Process { pid: 1000 + (i % 50) as u32, tid: 1000, ppid: 999, comm: comm.into(), ..Default::default() },
+            process: Process {
+                pid: 1000 + (i % 50) as u32,
+                tid: 1000,
+                ppid: 999,
+                comm: comm.into(),
+                ..Default::default()
+            },
             body,
         },
         ctx: Context {
@@ -66,8 +85,18 @@ fn event(i: u64) -> Enriched {
                 args: args.iter().map(|a| BString::from(*a)).collect(),
                 cwd: Some("/".into()),
                 ancestors: vec![
-                    Ancestor { pid: 999, comm: "bash".into(), exe: "/bin/bash".into(), args: vec!["bash".into()] },
-                    Ancestor { pid: 1, comm: "systemd".into(), exe: "/sbin/init".into(), args: vec![] },
+                    Ancestor {
+                        pid: 999,
+                        comm: "bash".into(),
+                        exe: "/bin/bash".into(),
+                        args: vec!["bash".into()],
+                    },
+                    Ancestor {
+                        pid: 1,
+                        comm: "systemd".into(),
+                        exe: "/sbin/init".into(),
+                        args: vec![],
+                    },
                 ],
                 user: Some("app".into()),
                 ..Default::default()
@@ -101,12 +130,15 @@ fn bench(c: &mut Criterion) {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("../shared/data/falco-rules"));
     if falco.join("falco_rules.yaml").exists() {
-        sets.push(("default+falco", vec![
-            falco.join("falco_rules.yaml"),
-            falco.join("falco-incubating_rules.yaml"),
-            falco.join("falco-sandbox_rules.yaml"),
-            root.join("rules/saker_rules.yaml"),
-        ]));
+        sets.push((
+            "default+falco",
+            vec![
+                falco.join("falco_rules.yaml"),
+                falco.join("falco-incubating_rules.yaml"),
+                falco.join("falco-sandbox_rules.yaml"),
+                root.join("rules/saker_rules.yaml"),
+            ],
+        ));
     }
     let mut g = c.benchmark_group("rules");
     g.throughput(Throughput::Elements(events.len() as u64));
