@@ -50,6 +50,40 @@ impl Default for Fields {
     }
 }
 
+/// Fields the registry declares (so upstream Falco rules load) for which saker has no
+/// data yet: every check on them is false (missing value), and outputs show `<NA>`.
+pub const NOT_PROVIDED: &[FieldId] = &[
+    ids::PROC_ENV,
+    ids::PROC_VPGID,
+    ids::PROC_IS_VPGID_LEADER,
+    ids::PROC_IS_SID_LEADER,
+    ids::PROC_DURATION,
+    ids::PROC_IS_EXE_WRITABLE,
+    ids::THREAD_CAP_EFFECTIVE,
+    ids::THREAD_CAP_PERMITTED,
+    ids::THREAD_CAP_INHERITABLE,
+    ids::USER_LOGINNAME,
+    ids::USER_HOMEDIR,
+    ids::USER_SHELL,
+    ids::GROUP_NAME,
+    ids::EVT_ARGS,
+    ids::FD_L4PROTO,
+    ids::FD_NAME_CHANGED,
+    ids::FD_CIP,
+    ids::FD_CPORT,
+    ids::FD_LIP,
+    ids::FD_LPORT,
+    ids::FD_CNET,
+    ids::FD_LNET,
+    ids::FD_CIP_NAME,
+    ids::FD_SIP_NAME,
+    ids::FD_LIP_NAME,
+    ids::FD_RIP_NAME,
+    ids::CONTAINER_PRIVILEGED,
+    ids::K8S_POD_IP,
+    ids::K8S_WORKLOAD_KIND,
+];
+
 fn lossy(b: &BString) -> String {
     b.to_str_lossy().into_owned()
 }
