@@ -342,14 +342,39 @@ fn fetch_smollm2(src: &Source, dest: &Path, force: bool) -> Result<Entry> {
 
     progress(format_args!("requantizing {q4_name} Q4_1 -> Q8_0"));
     let t = Instant::now();
-    let report = saker_models::requantize_gguf(&q4, &out, saker_models::GgmlDType::Q8_0)
+    // Through saker-models' example (release: candle is slow unoptimised), so that xtask
+    // itself stays light and `cargo xtask setup` does not compile candle first.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out_txt = std::process::Command::new(cargo)
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "saker-models",
+            "--example",
+            "requantize",
+            "--",
+        ])
+        .arg(&q4)
+        .arg(&out)
+        .output()
         .with_context(|| format!("requantizing {}", q4.display()))?;
+    if !out_txt.status.success() {
+        anyhow::bail!(
+            "requantizing {} failed: {}",
+            q4.display(),
+            String::from_utf8_lossy(&out_txt.stderr)
+        );
+    }
+    let report = String::from_utf8_lossy(&out_txt.stdout);
+    let f: Vec<&str> = report.split_whitespace().collect();
     progress(format_args!(
         "requantized {} tensors (kept {}) -> {} ({} bytes, {:.1} s)",
-        report.converted,
-        report.kept,
+        f.first().unwrap_or(&"?"),
+        f.get(1).unwrap_or(&"?"),
         out.display(),
-        report.bytes_written,
+        f.get(2).unwrap_or(&"?"),
         t.elapsed().as_secs_f64()
     ));
     if temporary {
@@ -363,7 +388,8 @@ fn fetch_smollm2(src: &Source, dest: &Path, force: bool) -> Result<Entry> {
             "note: Q8_0 sha256 {actual} differs from the one pinned for candle 0.11.1 ({SMOLLM2_Q8_0_SHA256}); recorded in the manifest"
         ));
     }
-    Ok(entry(actual, report.bytes_written))
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    Ok(entry(actual, size))
 }
 
 fn fetch_minilm_file(
