@@ -58,6 +58,28 @@ pub fn build_static(fixture: &str, out: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// A background accept loop on `l` (non-blocking, polled) until the returned flag is set.
+fn serve(
+    l: TcpListener,
+    mut handle: impl FnMut(std::net::TcpStream) + Send + 'static,
+) -> Result<(Arc<AtomicBool>, JoinHandle<()>)> {
+    l.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            match l.accept() {
+                Ok((c, _)) => {
+                    let _ = c.set_nonblocking(false);
+                    handle(c);
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    });
+    Ok((stop, thread))
+}
+
 /// A tiny HTTP/1.0 server on loopback serving files by name (busybox wget speaks it).
 pub struct FileServer {
     pub port: u16,
@@ -71,39 +93,30 @@ impl FileServer {
         let l = TcpListener::bind("127.0.0.1:0")?;
         let port = l.local_addr()?.port();
         let files = files(port);
-        l.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut c, _)) => {
-                        let _ = c.set_nonblocking(false);
-                        let mut buf = [0u8; 4096];
-                        let n = c.read(&mut buf).unwrap_or(0);
-                        let req = String::from_utf8_lossy(&buf[..n]);
-                        let path = req
-                            .split_whitespace()
-                            .nth(1)
-                            .unwrap_or("/")
-                            .trim_start_matches('/')
-                            .to_string();
-                        match files.iter().find(|(name, _)| *name == path) {
-                            Some((_, body)) => {
-                                let _ = write!(c, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n", body.len());
-                                let _ = c.write_all(body);
-                            }
-                            None => {
-                                let _ = c.write_all(
-                                    b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n",
-                                );
-                            }
-                        }
-                    }
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        let (stop, thread) = serve(l, move |mut c| {
+            let mut buf = [0u8; 4096];
+            let n = c.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
+            match files.iter().find(|(name, _)| *name == path) {
+                Some((_, body)) => {
+                    let _ = write!(
+                        c,
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = c.write_all(body);
+                }
+                None => {
+                    let _ = c.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n");
                 }
             }
-        });
+        })?;
         Ok(FileServer {
             port,
             stop,
@@ -131,21 +144,10 @@ impl Pool {
     pub fn start() -> Result<Pool> {
         let l = TcpListener::bind(("127.0.0.1", POOL_PORT))
             .with_context(|| format!("binding 127.0.0.1:{POOL_PORT}"))?;
-        l.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut c, _)) => {
-                        let _ = c.set_nonblocking(false);
-                        let mut sink = Vec::new();
-                        let _ = c.read_to_end(&mut sink);
-                    }
-                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-                }
-            }
-        });
+        let (stop, thread) = serve(l, |mut c| {
+            let mut sink = Vec::new();
+            let _ = c.read_to_end(&mut sink);
+        })?;
         Ok(Pool {
             stop,
             thread: Some(thread),
