@@ -44,7 +44,13 @@ impl ProcEnricher {
             proc.exe_memfd = info.exe_memfd;
             proc.exe_sha256 = info.exe_sha256.clone();
             proc.exe_ioc = info.exe_ioc.clone();
+            proc.sid = info.sid;
+            proc.tty = info.tty;
         }
+        proc.sname = proc
+            .sid
+            .and_then(|sid| self.table.get(sid))
+            .map(|s| s.comm.clone());
         proc.ancestors = self
             .table
             .ancestors(p.pid, MAX_ANCESTORS)

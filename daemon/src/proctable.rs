@@ -28,6 +28,10 @@ pub struct ProcInfo {
     pub cgroup_id: u64,
     /// Mount namespace inode (0 when unknown).
     pub mnt_ns: u32,
+    /// Session id and controlling tty (`tty_nr`, 0 = none), from /proc when seen alive,
+    /// else inherited from the parent (both survive fork and exec).
+    pub sid: Option<u32>,
+    pub tty: Option<u32>,
     pub exe_upper_layer: bool,
     pub exe_memfd: bool,
     /// Boot-time ns of the last exec (0 when unknown, e.g. bootstrapped).
@@ -145,6 +149,8 @@ impl ProcTable {
                         uid: p.uid,
                         cgroup_id: p.cgroup_id,
                         mnt_ns: p.mnt_ns,
+                        sid: None,
+                        tty: None,
                         exe_upper_layer: false,
                         exe_memfd: false,
                         exec_ktime_ns: 0,
@@ -165,6 +171,11 @@ impl ProcTable {
                 let cwd = read_cwd(p.pid)
                     .or_else(|| self.procs.get(&p.pid).and_then(|o| o.cwd.clone()))
                     .or_else(|| self.procs.get(&p.ppid).and_then(|o| o.cwd.clone()));
+                let inherited = self.procs.get(&p.pid).or_else(|| self.procs.get(&p.ppid));
+                let (sid, tty) = match read_stat(p.pid) {
+                    Some(st) => (Some(st.sid), Some(st.tty)),
+                    None => (inherited.and_then(|o| o.sid), inherited.and_then(|o| o.tty)),
+                };
                 self.insert(ProcInfo {
                     pid: p.pid,
                     ppid: p.ppid,
@@ -175,6 +186,8 @@ impl ProcTable {
                     uid: p.uid,
                     cgroup_id: p.cgroup_id,
                     mnt_ns: p.mnt_ns,
+                    sid,
+                    tty,
                     exe_upper_layer: x.exe_upper_layer,
                     exe_memfd: x.exe_memfd,
                     exec_ktime_ns: ev.ktime_ns,
@@ -251,16 +264,40 @@ fn read_cwd(pid: u32) -> Option<BString> {
     Some(BString(rel.as_os_str().as_bytes().to_vec()))
 }
 
-/// Reads one process from /proc (None if it is gone or unreadable).
-pub fn read_proc(pid: u32) -> Option<ProcInfo> {
-    use std::os::unix::ffi::OsStrExt;
+/// The fields of /proc/PID/stat saker uses.
+struct Stat {
+    comm: BString,
+    ppid: u32,
+    sid: u32,
+    tty: u32,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     // comm is in parentheses and may itself contain ") ": parse from the last ')'.
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let comm = BString(stat.get(open + 1..close)?.to_vec());
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
-    let ppid: u32 = rest.split(' ').nth(1)?.parse().ok()?;
+    // state ppid pgrp session tty_nr …
+    let f: Vec<&str> = rest.split(' ').take(5).collect();
+    Some(Stat {
+        comm,
+        ppid: f.get(1)?.parse().ok()?,
+        sid: f.get(3)?.parse().ok()?,
+        tty: f.get(4)?.parse().ok()?,
+    })
+}
+
+/// Reads one process from /proc (None if it is gone or unreadable).
+pub fn read_proc(pid: u32) -> Option<ProcInfo> {
+    use std::os::unix::ffi::OsStrExt;
+    let Stat {
+        comm,
+        ppid,
+        sid,
+        tty,
+    } = read_stat(pid)?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args: Vec<BString> = cmdline
         .strip_suffix(&[0])
@@ -283,6 +320,8 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
         cwd: read_cwd(pid),
         uid: meta.map_or(0, |m| m.uid()),
         cgroup_id: 0,
+        sid: Some(sid),
+        tty: Some(tty),
         mnt_ns: std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map_or(0, |m| m.ino() as u32),
         exe_upper_layer: false,
         exe_memfd: false,
@@ -377,5 +416,7 @@ mod tests {
         let t = ProcTable::bootstrap(1 << 16, Duration::from_secs(5));
         let me = t.get(std::process::id()).expect("own pid in the table");
         assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        // SAFETY: getsid(0) has no preconditions.
+        assert_eq!(me.sid, Some(unsafe { libc::getsid(0) } as u32));
     }
 }
