@@ -5,7 +5,11 @@ fn main() {
     let fields = saker::fields::Fields::new();
     println!("| field | type | argument | description |\n|---|---|---|---|");
     for (id, d) in fields.registry.iter() {
-        let missing = if saker::fields::NOT_PROVIDED.contains(&id) { " *(no value yet)*" } else { "" };
+        let missing = if saker::fields::NOT_PROVIDED.contains(&id) {
+            " *(no value yet)*"
+        } else {
+            ""
+        };
         let arg = match (d.takes_index, d.takes_name, d.arg_required) {
             (true, true, _) => "`[N]` or `.name` (required)",
             (true, false, false) => "optional `[N]`",
@@ -14,6 +18,12 @@ fn main() {
             (false, true, false) => "optional `[name]`",
             _ => "",
         };
-        println!("| `{}` | {} | {} | {} |", d.name, d.ty.as_str(), arg, d.description.replace('|', "\\|") + missing);
+        println!(
+            "| `{}` | {} | {} | {} |",
+            d.name,
+            d.ty.as_str(),
+            arg,
+            d.description.replace('|', "\\|") + missing
+        );
     }
 }

@@ -1,9 +1,7 @@
 //! File activity: opens that create/write/truncate, chmod family, memfd_create, unlink.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_user_str_bytes,
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::bpf_probe_read_user_str_bytes, macros::tracepoint, programs::TracePointContext,
 };
 use saker_common::{class, flag, kind, FileEvent, PATH_LEN};
 
@@ -38,15 +36,21 @@ fn is_sensitive(ptr: u64) -> bool {
 #[inline(always)]
 fn remember_open(dfd: i32, ptr: u64, flags: u32, mode: u32) {
     if flags & WRITE_MASK != 0 || is_sensitive(ptr) {
-        remember(class::FILE, &Pending::new(kind::OPEN, dfd, ptr, flags, mode));
+        remember(
+            class::FILE,
+            &Pending::new(kind::OPEN, dfd, ptr, flags, mode),
+        );
     }
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_openat")]
 pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    let (Some(dfd), Some(ptr), Some(flags), Some(mode)) =
-        (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1), arg::<u64>(&ctx, 2), arg::<u64>(&ctx, 3))
-    else {
+    let (Some(dfd), Some(ptr), Some(flags), Some(mode)) = (
+        arg::<i64>(&ctx, 0),
+        arg::<u64>(&ctx, 1),
+        arg::<u64>(&ctx, 2),
+        arg::<u64>(&ctx, 3),
+    ) else {
         return 0;
     };
     remember_open(dfd as i32, ptr, flags as u32, mode as u32);
@@ -56,9 +60,11 @@ pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
 /// openat2(dfd, path, struct open_how *how, size): flags and mode live in user memory.
 #[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
 pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
-    let (Some(dfd), Some(ptr), Some(how)) =
-        (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1), arg::<u64>(&ctx, 2))
-    else {
+    let (Some(dfd), Some(ptr), Some(how)) = (
+        arg::<i64>(&ctx, 0),
+        arg::<u64>(&ctx, 1),
+        arg::<u64>(&ctx, 2),
+    ) else {
         return 0;
     };
     let Ok(how) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(how as *const [u64; 2]) })
@@ -81,7 +87,10 @@ pub fn sys_enter_creat(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_chmod")]
 pub fn sys_enter_chmod(ctx: TracePointContext) -> u32 {
     if let (Some(ptr), Some(mode)) = (arg::<u64>(&ctx, 0), arg::<u64>(&ctx, 1)) {
-        remember(class::FILE, &Pending::new(kind::CHMOD, AT_FDCWD, ptr, 0, mode as u32));
+        remember(
+            class::FILE,
+            &Pending::new(kind::CHMOD, AT_FDCWD, ptr, 0, mode as u32),
+        );
     }
     0
 }
@@ -89,7 +98,10 @@ pub fn sys_enter_chmod(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_fchmod")]
 pub fn sys_enter_fchmod(ctx: TracePointContext) -> u32 {
     if let (Some(fd), Some(mode)) = (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1)) {
-        remember(class::FILE, &Pending::new(kind::CHMOD, fd as i32, 0, 0, mode as u32));
+        remember(
+            class::FILE,
+            &Pending::new(kind::CHMOD, fd as i32, 0, 0, mode as u32),
+        );
     }
     0
 }
@@ -99,7 +111,10 @@ fn remember_fchmodat(ctx: &TracePointContext) {
     if let (Some(dfd), Some(ptr), Some(mode)) =
         (arg::<i64>(ctx, 0), arg::<u64>(ctx, 1), arg::<u64>(ctx, 2))
     {
-        remember(class::FILE, &Pending::new(kind::CHMOD, dfd as i32, ptr, 0, mode as u32));
+        remember(
+            class::FILE,
+            &Pending::new(kind::CHMOD, dfd as i32, ptr, 0, mode as u32),
+        );
     }
 }
 
@@ -118,7 +133,10 @@ pub fn sys_enter_fchmodat2(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_memfd_create")]
 pub fn sys_enter_memfd_create(ctx: TracePointContext) -> u32 {
     if let (Some(ptr), Some(flags)) = (arg::<u64>(&ctx, 0), arg::<u64>(&ctx, 1)) {
-        remember(class::FILE, &Pending::new(kind::MEMFD_CREATE, -1, ptr, flags as u32, 0));
+        remember(
+            class::FILE,
+            &Pending::new(kind::MEMFD_CREATE, -1, ptr, flags as u32, 0),
+        );
     }
     0
 }
@@ -126,17 +144,25 @@ pub fn sys_enter_memfd_create(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_unlink")]
 pub fn sys_enter_unlink(ctx: TracePointContext) -> u32 {
     if let Some(ptr) = arg::<u64>(&ctx, 0) {
-        remember(class::FILE, &Pending::new(kind::UNLINK, AT_FDCWD, ptr, 0, 0));
+        remember(
+            class::FILE,
+            &Pending::new(kind::UNLINK, AT_FDCWD, ptr, 0, 0),
+        );
     }
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_unlinkat")]
 pub fn sys_enter_unlinkat(ctx: TracePointContext) -> u32 {
-    if let (Some(dfd), Some(ptr), Some(flags)) =
-        (arg::<i64>(&ctx, 0), arg::<u64>(&ctx, 1), arg::<u64>(&ctx, 2))
-    {
-        remember(class::FILE, &Pending::new(kind::UNLINK, dfd as i32, ptr, flags as u32, 0));
+    if let (Some(dfd), Some(ptr), Some(flags)) = (
+        arg::<i64>(&ctx, 0),
+        arg::<u64>(&ctx, 1),
+        arg::<u64>(&ctx, 2),
+    ) {
+        remember(
+            class::FILE,
+            &Pending::new(kind::UNLINK, dfd as i32, ptr, flags as u32, 0),
+        );
     }
     0
 }

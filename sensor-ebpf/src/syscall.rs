@@ -27,7 +27,15 @@ pub struct Pending {
 
 impl Pending {
     pub const fn new(kind: u32, dfd: i32, ptr: u64, flags: u32, mode: u32) -> Self {
-        Pending { kind, dfd, flags, mode, ptr, sa: [0; 28], _pad: 0 }
+        Pending {
+            kind,
+            dfd,
+            flags,
+            mode,
+            ptr,
+            sa: [0; 28],
+            _pad: 0,
+        }
     }
 }
 
