@@ -255,6 +255,9 @@ impl Worker {
 
     fn on_event(&mut self, ev: saker_event::Event) {
         self.counters.events.fetch_add(1, Relaxed);
+        if self.pipeline.table_only(&ev) {
+            return;
+        }
         let ev = self.pipeline.enrich(ev);
         if ev.ctx.meta_pending && self.pending.len() < MAX_PENDING {
             self.counters.meta_waited.fetch_add(1, Relaxed);

@@ -7,6 +7,7 @@ pub mod proctable;
 pub mod sensor;
 
 pub use saker_event::{bstr, event};
+pub mod api;
 pub mod daemon;
 pub mod detect;
 pub mod enrich;

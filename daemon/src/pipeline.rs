@@ -95,6 +95,22 @@ impl Pipeline {
         }
     }
 
+    /// Fork and exit events only update the process table unless a rule can match them
+    /// (none of the default rules does): building their full context would be wasted work
+    /// on the hottest event classes. Returns true when the event was fully handled.
+    pub fn table_only(&mut self, event: &Event) -> bool {
+        if !matches!(event.body, Body::Fork | Body::Exit(_)) {
+            return false;
+        }
+        let evt = saker_rules::EvtType::from_name(event.type_name());
+        if self.detector.rules().candidate_count(evt) > 0 {
+            return false;
+        }
+        self.seq += 1;
+        self.procs.table.apply(event);
+        true
+    }
+
     /// Enriches and detects in one step (no waiting for pending container metadata).
     pub fn process(&mut self, event: Event) -> Processed {
         let ev = self.enrich(event);

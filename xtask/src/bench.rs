@@ -232,13 +232,17 @@ fn start_agent(
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?,
+        // bpftrace prints "Attaching N probes..." and its events on stdout.
         Mode::Bpftrace => Command::new("bpftrace")
             .args(["-e", storm.bpftrace])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()?,
     };
-    let stderr = child.stderr.take().context("agent stderr")?;
+    let stderr: Box<dyn std::io::Read + Send> = match mode {
+        Mode::Bpftrace => Box::new(child.stdout.take().context("bpftrace stdout")?),
+        _ => Box::new(child.stderr.take().context("agent stderr")?),
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
@@ -246,8 +250,11 @@ fn start_agent(
             if line.contains("sakerd: ready") || line.contains("Attaching") {
                 let _ = tx.send(());
             }
-            all.push_str(&line);
-            all.push('\n');
+            // Keep sakerd's log (its summary line); bpftrace's event lines are discarded.
+            if !line.starts_with(|c: char| c.is_ascii_digit()) {
+                all.push_str(&line);
+                all.push('\n');
+            }
         }
         all
     });

@@ -231,9 +231,10 @@ impl EventService for Events {
             dims.push(key);
         }
         let limit = page_size(req.limit, DEFAULT_GROUPS, MAX_GROUPS);
-        let mut resp = tokio::task::spawn_blocking(move || stats(&d, &filter, since, until, &dims, limit))
-            .await
-            .map_err(join_error)??;
+        let mut resp =
+            tokio::task::spawn_blocking(move || stats(&d, &filter, since, until, &dims, limit))
+                .await
+                .map_err(join_error)??;
         resp.group_by = req.group_by;
         Ok(Response::new(resp))
     }
@@ -432,12 +433,18 @@ impl Subscription {
         }
         loop {
             let r = tokio::select! {
-                r = live.recv() => r,
-                _ = self.shutdown.wait_for(|v| *v) => {
-                    self.end(StreamEndReason::Shutdown, "the daemon is shutting down".into(), 0).await;
-                    return;
-                }
+                r = live.recv() => Some(r),
+                _ = self.shutdown.wait_for(|v| *v) => None,
                 _ = self.tx.closed() => return,
+            };
+            let Some(r) = r else {
+                self.end(
+                    StreamEndReason::Shutdown,
+                    "the daemon is shutting down".into(),
+                    0,
+                )
+                .await;
+                return;
             };
             match r {
                 Ok(a) => {

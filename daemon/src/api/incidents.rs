@@ -59,7 +59,10 @@ pub struct Cache {
 }
 
 fn key(d: &Daemon) -> Result<Key, Status> {
-    let count = d.store.count(&Query::new()).map_err(|e| store_error(e, ""))?;
+    let count = d
+        .store
+        .count(&Query::new())
+        .map_err(|e| store_error(e, ""))?;
     let newest = d
         .store
         .query_alerts(&Query::new().limit(1).order(Order::Desc))
@@ -156,7 +159,10 @@ fn matching_ids(
     let mut ids = HashSet::new();
     let mut cursor: Option<Cursor> = None;
     loop {
-        let mut q = filter.query(&d.fields).limit(MAX_LIMIT).after(cursor.take());
+        let mut q = filter
+            .query(&d.fields)
+            .limit(MAX_LIMIT)
+            .after(cursor.take());
         if since != 0 {
             q.since_ns = Some(since);
         }

@@ -1,14 +1,16 @@
 //! sakerd: the saker node daemon.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::{io::Write, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use saker::{
+    api::{read_token_file, ApiConfig, ApiServer, TcpConfig},
     capture,
     daemon::{Daemon, DaemonConfig},
     sensor::{Sensor, SensorConfig},
 };
+use saker_assist::{AssistConfig, Assistant};
 use saker_enrich::ContainerdConfig;
 
 #[derive(Parser)]
@@ -46,6 +48,26 @@ struct Cli {
     /// Kill binaries executed from a container's upper layer (drift prevention).
     #[arg(long, global = true)]
     prevent_drift: bool,
+    /// Unix socket of the gRPC API (mode 0660; its directory is created with mode 0750).
+    #[arg(long, default_value = "/run/saker/saker.sock", global = true)]
+    socket: PathBuf,
+    /// Also serve the gRPC API over TCP on ADDR (e.g. 0.0.0.0:50051), with mutual TLS
+    /// only: needs --tls-cert, --tls-key and --tls-client-ca.
+    #[arg(long, value_name = "ADDR", global = true)]
+    listen: Option<std::net::SocketAddr>,
+    /// PEM certificate (chain) of the API's TCP listener.
+    #[arg(long, value_name = "FILE", global = true)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the API's TCP listener.
+    #[arg(long, value_name = "FILE", global = true)]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) that API clients' certificates must be signed by.
+    #[arg(long, value_name = "FILE", global = true)]
+    tls_client_ca: Option<PathBuf>,
+    /// File holding a bearer token every API call must carry (`authorization: Bearer
+    /// TOKEN`); surrounding whitespace is ignored.
+    #[arg(long, value_name = "FILE", global = true)]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -176,7 +198,38 @@ async fn record(
     Ok(())
 }
 
+/// The API's listeners from the flags: TCP only with all three TLS files.
+fn api_config(cli: &Cli) -> anyhow::Result<ApiConfig> {
+    let tls = [&cli.tls_cert, &cli.tls_key, &cli.tls_client_ca];
+    let tcp = match (cli.listen, &cli.tls_cert, &cli.tls_key, &cli.tls_client_ca) {
+        (Some(addr), Some(cert), Some(key), Some(ca)) => Some(TcpConfig {
+            addr,
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: ca.clone(),
+        }),
+        (Some(addr), ..) => anyhow::bail!(
+            "--listen {addr} needs --tls-cert, --tls-key and --tls-client-ca: \
+             the API is served over TCP with mutual TLS only"
+        ),
+        (None, ..) if tls.iter().any(|f| f.is_some()) => {
+            anyhow::bail!("--tls-cert, --tls-key and --tls-client-ca apply to --listen only")
+        }
+        (None, ..) => None,
+    };
+    let cfg = ApiConfig {
+        socket: Some(cli.socket.clone()),
+        tcp,
+        token: cli.token_file.as_deref().map(read_token_file).transpose()?,
+        ..Default::default()
+    };
+    cfg.check()?;
+    Ok(cfg)
+}
+
 async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
+    // Refuse a bad API configuration before loading anything.
+    let api_cfg = api_config(&cli)?;
     let mut config = DaemonConfig {
         cluster: cli.cluster.clone(),
         rules: cli.rules.clone(),
@@ -192,7 +245,15 @@ async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
     if let Some(n) = &cli.node {
         config.node = n.clone();
     }
-    let d = Daemon::start(config)?;
+    let d = Arc::new(Daemon::start(config)?);
+    let assistant = match Assistant::new(AssistConfig::default()) {
+        Ok(a) => Some(Arc::new(a)),
+        Err(e) => {
+            tracing::error!("the assistant could not start (Ask/Explain unavailable): {e}");
+            None
+        }
+    };
+    let api = ApiServer::start(d.clone(), assistant, api_cfg).await?;
     let report = d.attach_report();
     tracing::info!(
         attached = report.attached(),
@@ -231,7 +292,14 @@ async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
         "alerts": c.alerts.load(std::sync::atomic::Ordering::Relaxed),
         "drops": d.drops()?,
     });
-    d.shutdown();
+    api.shutdown().await;
+    match Arc::try_unwrap(d) {
+        Ok(d) => d.shutdown(),
+        // A request still holds the daemon: commit what is queued at least.
+        Err(d) => {
+            let _ = d.flush();
+        }
+    }
     eprintln!("sakerd: summary {summary}");
     Ok(())
 }
