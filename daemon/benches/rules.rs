@@ -16,7 +16,7 @@ use saker_event::{
 };
 
 fn event(i: u64) -> Enriched {
-    let in_container = i % 2 == 0;
+    let in_container = i.is_multiple_of(2);
     let (comm, args): (&str, Vec<&str>) = match i % 7 {
         0 => ("java", vec!["java", "-jar", "/app/service.jar"]),
         1 => ("nginx", vec!["nginx", "-g", "daemon off;"]),

@@ -288,9 +288,14 @@ fn a_broken_rules_file_is_refused_with_its_position_and_keeps_the_last_good_rule
 
 #[test]
 fn docs_rules_md_lists_every_field() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rules.md")).expect("docs/rules.md");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/rules.md"))
+        .expect("docs/rules.md");
     let fields = Fields::new();
     for (_, d) in fields.registry.iter() {
-        assert!(doc.contains(&format!("| `{}` |", d.name)), "docs/rules.md documents {}", d.name);
+        assert!(
+            doc.contains(&format!("| `{}` |", d.name)),
+            "docs/rules.md documents {}",
+            d.name
+        );
     }
 }

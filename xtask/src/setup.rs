@@ -14,7 +14,20 @@ const BUILD_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "protobuf-compiler",
 ];
-const TEST_PACKAGES: &[&str] = &["containerd", "runc", "busybox-static", "jq", "bpftool"];
+/// Tests: real containers, BTF cross-check, static C fixtures, mTLS certificates and the
+/// independent Python gRPC client (venv).
+const TEST_PACKAGES: &[&str] = &[
+    "containerd",
+    "runc",
+    "busybox-static",
+    "jq",
+    "bpftool",
+    "gcc",
+    "libc6-dev",
+    "openssl",
+    "python3",
+    "python3-venv",
+];
 const BENCH_PACKAGES: &[&str] = &["bpftrace", "hyperfine"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -194,7 +194,7 @@ mod tests {
     fn json_keeps_every_byte() {
         let b = BString(b"x\xffy".to_vec());
         let j = serde_json::to_string(&b).unwrap();
-        assert_eq!(j, r#"{"hex":"78ff79","lossy":"x\ufffdy"}"#);
+        assert_eq!(j, "{\"hex\":\"78ff79\",\"lossy\":\"x\u{fffd}y\"}");
         let back: BString = serde_json::from_str(&j).unwrap();
         assert_eq!(back, b);
         let t = BString::from("ok \"quoted\"");

@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::server::Ctx;
-use super::status::{format_filter_error, join_error, time_range, ReqFilter};
+use super::status::{format_filter_error, time_range, ReqFilter};
 use crate::fields::Fields;
 
 /// The store as the assistant's evidence, within the request's time range.
@@ -170,7 +170,7 @@ impl AssistantApi {
         self.ctx
             .assistant
             .clone()
-            .ok_or_else(|| Status::unavailable("the assistant is not running on this node"))
+            .ok_or_else(|| Status::unimplemented("the assistant is not running on this node"))
     }
 
     /// Session, busy check, evidence: the checks shared by Ask and Explain.
@@ -322,9 +322,10 @@ impl AssistantService for AssistantApi {
         // Unknown alerts fail the call instead of an answer that starts and then fails.
         let store = self.ctx.daemon.store.clone();
         let lookup = id.clone();
-        let found = tokio::task::spawn_blocking(move || store.get_alert(&lookup))
-            .await
-            .map_err(join_error)?
+        let found = self
+            .ctx
+            .blocking(move || store.get_alert(&lookup))
+            .await?
             .map_err(|e| Status::internal(format!("store: {e}")))?;
         if found.is_none() {
             return Err(Status::not_found(format!("no alert {id}")));

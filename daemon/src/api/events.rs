@@ -16,9 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::server::Ctx;
-use super::status::{
-    cursor, join_error, make_cursor, order, page_size, store_error, time_range, ReqFilter,
-};
+use super::status::{cursor, make_cursor, order, page_size, store_error, time_range, ReqFilter};
 use crate::daemon::Daemon;
 use crate::fields::EventView;
 
@@ -144,9 +142,7 @@ impl EventService for Events {
             newest_first: order(req.order)?,
             with_events: scope(req.scope)?,
         };
-        let page = tokio::task::spawn_blocking(move || read_page(&d, &pr))
-            .await
-            .map_err(join_error)??;
+        let page = self.ctx.blocking(move || read_page(&d, &pr)).await??;
         Ok(Response::new(QueryEventsResponse {
             items: page.items,
             next_cursor: page
@@ -231,10 +227,10 @@ impl EventService for Events {
             dims.push(key);
         }
         let limit = page_size(req.limit, DEFAULT_GROUPS, MAX_GROUPS);
-        let mut resp =
-            tokio::task::spawn_blocking(move || stats(&d, &filter, since, until, &dims, limit))
-                .await
-                .map_err(join_error)??;
+        let mut resp = self
+            .ctx
+            .blocking(move || stats(&d, &filter, since, until, &dims, limit))
+            .await??;
         resp.group_by = req.group_by;
         Ok(Response::new(resp))
     }
@@ -398,15 +394,16 @@ impl Subscription {
                 newest_first: true,
                 with_events: self.with_events,
             };
-            let r = tokio::task::spawn_blocking(move || {
-                // What the pipeline handed the store before we subscribed is committed
-                // first, so it is either in the backfill or in the live feed.
-                let _ = d.flush();
-                read_page(&d, &pr)
-            })
-            .await
-            .map_err(join_error)
-            .and_then(|r| r);
+            let r = self
+                .ctx
+                .blocking(move || {
+                    // What the pipeline handed the store before we subscribed is committed
+                    // first, so it is either in the backfill or in the live feed.
+                    let _ = d.flush();
+                    read_page(&d, &pr)
+                })
+                .await
+                .and_then(|r| r);
             let page = match r {
                 Ok(p) => p,
                 Err(s) => {
@@ -470,15 +467,22 @@ impl Subscription {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Skipped by the channel, plus what it still holds for this
+                    // subscriber (not read any more). Filtered or not: an upper bound of
+                    // the matching items missed; QueryEvents(resume_cursor) has them all.
+                    let dropped = n + live.len() as u64;
                     self.ctx.stats.subscriptions_lagged.fetch_add(1, Relaxed);
-                    self.ctx.stats.subscriber_dropped.fetch_add(n, Relaxed);
+                    self.ctx
+                        .stats
+                        .subscriber_dropped
+                        .fetch_add(dropped, Relaxed);
                     let msg = format!(
-                        "the subscriber read too slowly: {n} alerts were skipped after {} \
-                         were delivered; fetch them with QueryEvents(cursor = resume_cursor) \
-                         and subscribe again",
+                        "the subscriber read too slowly: its buffer overflowed after {} \
+                         alerts were delivered and {dropped} were not; fetch them with \
+                         QueryEvents(cursor = resume_cursor) and subscribe again",
                         self.delivered
                     );
-                    self.end(StreamEndReason::Lagged, msg, n).await;
+                    self.end(StreamEndReason::Lagged, msg, dropped).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => {

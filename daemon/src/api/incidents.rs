@@ -19,9 +19,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::server::Ctx;
-use super::status::{
-    cursor, join_error, make_cursor, order, page_size, store_error, time_range, ReqFilter,
-};
+use super::status::{cursor, make_cursor, order, page_size, store_error, time_range, ReqFilter};
 use crate::daemon::Daemon;
 
 const TAG: &str = "inc1";
@@ -116,21 +114,21 @@ fn build(d: &Daemon, key: Key, max_alerts: usize) -> Result<Snapshot, Status> {
 
 impl Cache {
     /// The incidents of the store as it is now.
-    pub async fn get(&self, d: &Arc<Daemon>, max_alerts: usize) -> Result<Arc<Snapshot>, Status> {
+    pub async fn get(&self, ctx: &Ctx) -> Result<Arc<Snapshot>, Status> {
         let mut last = self.last.lock().await;
+        let d = &ctx.daemon;
+        let max_alerts = ctx.limits.incident_alerts;
         let dd = d.clone();
-        let k = tokio::task::spawn_blocking(move || key(&dd))
-            .await
-            .map_err(join_error)??;
+        let k = ctx.blocking(move || key(&dd)).await??;
         if let Some(s) = last.as_ref() {
             if s.key == k {
                 return Ok(s.clone());
             }
         }
         let dd = d.clone();
-        let snap = tokio::task::spawn_blocking(move || build(&dd, k, max_alerts.max(1)))
-            .await
-            .map_err(join_error)??;
+        let snap = ctx
+            .blocking(move || build(&dd, k, max_alerts.max(1)))
+            .await??;
         let snap = Arc::new(snap);
         *last = Some(snap.clone());
         Ok(snap)
@@ -201,7 +199,7 @@ impl IncidentService for Incidents {
                 )))
             }
         };
-        let snap = ctx.incidents.get(&d, ctx.limits.incident_alerts).await?;
+        let snap = ctx.incidents.get(ctx).await?;
         let matching = if filter.is_empty() {
             None
         } else {
@@ -212,9 +210,8 @@ impl IncidentService for Incidents {
                 ctx.limits.incident_alerts,
             );
             Some(
-                tokio::task::spawn_blocking(move || matching_ids(&dd, &f, oldest, max))
-                    .await
-                    .map_err(join_error)??,
+                ctx.blocking(move || matching_ids(&dd, &f, oldest, max))
+                    .await??,
             )
         };
         let mut list: Vec<&Incident> = snap
@@ -265,10 +262,7 @@ impl IncidentService for Incidents {
             return Err(Status::invalid_argument("empty incident id"));
         }
         let ctx = &self.ctx;
-        let snap = ctx
-            .incidents
-            .get(&ctx.daemon, ctx.limits.incident_alerts)
-            .await?;
+        let snap = ctx.incidents.get(ctx).await?;
         let Some(i) = snap.get(&id) else {
             let mut msg = format!("no incident {id}");
             if snap.truncated {

@@ -12,7 +12,6 @@ use saker_store::{Order, Query};
 use tonic::{Request, Response, Status};
 
 use super::server::Ctx;
-use super::status::join_error;
 
 pub struct Node {
     pub ctx: Arc<Ctx>,
@@ -260,9 +259,7 @@ fn info(ctx: &Ctx) -> NodeInfo {
 impl NodeService for Node {
     async fn get_info(&self, _r: Request<GetInfoRequest>) -> Result<Response<NodeInfo>, Status> {
         let ctx = self.ctx.clone();
-        let info = tokio::task::spawn_blocking(move || info(&ctx))
-            .await
-            .map_err(join_error)?;
+        let info = self.ctx.blocking(move || info(&ctx)).await?;
         Ok(Response::new(info))
     }
 }

@@ -68,6 +68,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Alerts correlated into incidents at most (the newest ones).
     pub incident_alerts: usize,
+    /// Store reads (queries, counts, incident builds) running at once; further requests
+    /// wait for a slot (within their deadline).
+    pub max_queries: usize,
 }
 
 impl Default for Limits {
@@ -83,6 +86,7 @@ impl Default for Limits {
             max_requests_per_connection: 64,
             request_timeout: Duration::from_secs(60),
             incident_alerts: 50_000,
+            max_queries: 8,
         }
     }
 }
@@ -208,10 +212,35 @@ pub(crate) struct Ctx {
     pub stats: Arc<ApiStats>,
     pub subscriptions: Arc<Semaphore>,
     pub answers: Arc<Semaphore>,
+    pub queries: Arc<Semaphore>,
     pub incidents: incidents::Cache,
     pub sessions: SessionContexts,
     /// Becomes true when the server shuts down (streams end with SHUTDOWN).
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    /// Runs store work on a blocking thread, at most `Limits::max_queries` at once. The
+    /// slot is held by the blocking task itself, so work whose request timed out still
+    /// counts until it really ends.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = self
+            .queries
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the server is stopping"))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            f()
+        })
+        .await
+        .map_err(super::status::join_error)
+    }
 }
 
 /// The running server. Stop it with [`ApiServer::shutdown`].
@@ -254,6 +283,7 @@ impl ApiServer {
             knowledge,
             subscriptions: Arc::new(Semaphore::new(limits.max_subscriptions)),
             answers: Arc::new(Semaphore::new(limits.max_answers)),
+            queries: Arc::new(Semaphore::new(limits.max_queries.max(1))),
             limits,
             stats: stats.clone(),
             incidents: incidents::Cache::default(),
@@ -379,9 +409,9 @@ impl ApiServer {
     /// Ends subscriptions (StreamEnd SHUTDOWN), stops accepting, waits up to 5 s for calls
     /// in progress, and removes the socket.
     pub async fn shutdown(self) {
-        for name in saker_proto::SERVICE_NAMES {
+        for name in saker_proto::SERVICE_NAMES.iter().copied().chain([""]) {
             self.health
-                .set_service_status(*name, tonic_health::ServingStatus::NotServing)
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
                 .await;
         }
         let _ = self.shutdown.send(true);
