@@ -95,7 +95,9 @@ fn upstream_drift_and_miner_rules_fire_on_a_real_container() {
         // /dev/shm is mounted noexec in the container: a shell runs a script from it.
         &["sh", "-c", "echo true > /dev/shm/run.sh"][..],
         &["sh", "/dev/shm/run.sh"][..],
-        &["/memfd-exec", "/bin/busybox", "true"][..],
+        // From a shell: a process whose parent is still `runc` is excluded upstream
+        // (known_memfd_execution_processes), and right after `ctr exec` it may be.
+        &["sh", "-c", "/memfd-exec /bin/busybox true; true"][..],
         &["/bin/busybox", "echo", "stratum+tcp://pool.example:3333"][..],
     ] {
         let out = c.exec(argv).expect("exec");
