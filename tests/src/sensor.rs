@@ -49,7 +49,7 @@ impl TestSensor {
         }
     }
 
-    pub fn default() -> TestSensor {
+    pub fn start_default() -> TestSensor {
         TestSensor::start(SensorConfig::default())
     }
 

@@ -24,6 +24,15 @@ fn execs(evs: &[Event]) -> Vec<&saker::event::Exec> {
         .collect()
 }
 
+/// Spawns `cmd`, collects its events (and its children's) until it exits, reaps it.
+fn run(s: &mut TestSensor, cmd: &mut Command) -> (u32, Vec<Event>) {
+    let mut child = cmd.spawn().expect("spawn");
+    let pid = child.id();
+    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    child.wait().expect("wait");
+    (pid, evs)
+}
+
 fn has_exit(evs: &[Event], pid: u32) -> bool {
     evs.iter()
         .any(|e| e.process.pid == pid && matches!(e.body, Body::Exit(_)))
@@ -31,7 +40,7 @@ fn has_exit(evs: &[Event], pid: u32) -> bool {
 
 #[test]
 fn exec_with_twenty_hostile_arguments() {
-    let mut s = TestSensor::default();
+    let mut s = TestSensor::start_default();
     let mut args: Vec<OsString> = (0..17)
         .map(|i| OsString::from(format!("arg {i}")))
         .collect();
@@ -39,14 +48,7 @@ fn exec_with_twenty_hostile_arguments() {
     args.push(OsString::from_vec(b"invalid \xff\xfe utf8".to_vec()));
     args.push(OsString::from("")); // empty argument
     assert_eq!(args.len(), 20);
-    let child = Command::new("/bin/true")
-        .args(&args)
-        .spawn()
-        .expect("spawn /bin/true");
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
-    let mut child = child;
-    child.wait().expect("wait");
+    let (pid, evs) = run(&mut s, Command::new("/bin/true").args(&args));
     let x = execs(&evs);
     assert_eq!(x.len(), 1, "one exec of pid {pid}: {evs:?}");
     let exec = x[0];
@@ -78,14 +80,9 @@ fn exec_with_twenty_hostile_arguments() {
 
 #[test]
 fn long_argv_is_cut_and_flagged() {
-    let mut s = TestSensor::default();
+    let mut s = TestSensor::start_default();
     let big = "x".repeat(3000);
-    let child = Command::new("/bin/true")
-        .args([&big, &big])
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    let (_, evs) = run(&mut s, Command::new("/bin/true").args([&big, &big]));
     let x = execs(&evs);
     assert_eq!(x.len(), 1);
     assert!(x[0].args_truncated);
@@ -98,14 +95,13 @@ fn long_argv_is_cut_and_flagged() {
 
 #[test]
 fn fork_and_exit_codes() {
-    let mut s = TestSensor::default();
+    let mut s = TestSensor::start_default();
     // The outer shell forks twice: one child exits 7, one is killed by SIGKILL.
-    let child = Command::new("/bin/sh")
-        .args(["-c", "/bin/sh -c 'exit 7'; /bin/sh -c 'kill -9 $$'; exit 3"])
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    let (pid, evs) = run(
+        &mut s,
+        Command::new("/bin/sh")
+            .args(["-c", "/bin/sh -c 'exit 7'; /bin/sh -c 'kill -9 $$'; exit 3"]),
+    );
     let forks: Vec<u32> = evs
         .iter()
         .filter(|e| matches!(e.body, Body::Fork) && e.process.ppid == pid)
@@ -127,17 +123,12 @@ fn fork_and_exit_codes() {
 
 #[test]
 fn create_write_and_chmod_of_a_temp_file() {
-    let mut s = TestSensor::default();
+    let mut s = TestSensor::start_default();
     let dir = std::env::temp_dir().join(format!("saker-file-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("dropped");
     let script = format!("echo data > '{0}' && chmod 755 '{0}'", f.display());
-    let child = Command::new("/bin/sh")
-        .args(["-c", &script])
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    let (_, evs) = run(&mut s, Command::new("/bin/sh").args(["-c", &script]));
     let files: Vec<&saker::event::FileOp> = evs
         .iter()
         .filter_map(|e| match &e.body {
@@ -177,7 +168,7 @@ fn connect_events(evs: &[Event]) -> Vec<&saker::event::Connect> {
 
 #[test]
 fn connect_ipv4_and_ipv6_accepted_and_refused() {
-    let mut s = TestSensor::default();
+    let mut s = TestSensor::start_default();
     let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
     let l6 = TcpListener::bind("[::1]:0").unwrap();
     let p4 = l4.local_addr().unwrap().port();
@@ -197,12 +188,7 @@ fn connect_ipv4_and_ipv6_accepted_and_refused() {
         "exec 3<>/dev/tcp/127.0.0.1/{p4}; exec 4<>/dev/tcp/::1/{p6}; \
          (exec 5<>/dev/tcp/127.0.0.1/{r4}) 2>/dev/null; (exec 6<>/dev/tcp/::1/{r6}) 2>/dev/null; exit 0"
     );
-    let child = Command::new("/bin/bash")
-        .args(["-c", &script])
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    let (_, evs) = run(&mut s, Command::new("/bin/bash").args(["-c", &script]));
     drop((l4, l6));
     let c = connect_events(&evs);
     let find = |addr: &str, port: u16| {
@@ -220,10 +206,8 @@ fn connect_ipv4_and_ipv6_accepted_and_refused() {
 
 #[test]
 fn memfd_execution_is_flagged() {
-    let mut s = TestSensor::default();
-    let child = Command::new(WORKLOAD).arg("memfd-exec").spawn().unwrap();
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    let mut s = TestSensor::start_default();
+    let (_, evs) = run(&mut s, Command::new(WORKLOAD).arg("memfd-exec"));
     let x = execs(&evs);
     assert_eq!(
         x.len(),
@@ -286,30 +270,25 @@ fn drops_are_counted_exactly_and_the_reader_survives() {
     );
     let _ = std::fs::remove_file(&target);
     // Still alive: a later event arrives.
-    let child = Command::new(WORKLOAD)
-        .arg("open-burst")
-        .arg(&target)
-        .arg("1")
-        .arg(cg.procs())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| {
-        e.iter().any(|e| matches!(e.body, Body::File(_)))
-    });
+    let (_, evs) = run(
+        &mut s,
+        Command::new(WORKLOAD)
+            .arg("open-burst")
+            .arg(&target)
+            .arg("1")
+            .arg(cg.procs()),
+    );
     assert!(evs.iter().any(|e| matches!(e.body, Body::File(_))));
     let _ = std::fs::remove_file(&target);
 }
 
 #[test]
 fn read_only_opens_are_reported_only_for_credential_files() {
-    let mut s = TestSensor::default();
-    let child = Command::new("/bin/sh")
-        .args(["-c", "cat /etc/shadow /etc/hostname > /dev/null"])
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let evs = s.collect_for(&[pid], WAIT, |e| has_exit(e, pid));
+    let mut s = TestSensor::start_default();
+    let (_, evs) = run(
+        &mut s,
+        Command::new("/bin/sh").args(["-c", "cat /etc/shadow /etc/hostname > /dev/null"]),
+    );
     let opened: Vec<&[u8]> = evs
         .iter()
         .filter_map(|e| match &e.body {

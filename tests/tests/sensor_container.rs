@@ -29,7 +29,7 @@ fn upper_layer_binary_and_container_cgroup() {
     let ctrd = Containerd::start().expect("containerd starts");
     let spec = PodSpec::new("risk-10-aws-bedrock-java", "web-1", "app").expect("pod spec");
     let c = ctrd.run_pod_container(&spec).expect("container runs");
-    let mut s = TestSensor::default();
+    let mut s = TestSensor::start_default();
     // busybox picks its applet from argv[0]'s name, so the copy keeps a busybox- prefix.
     let exec = c
         // (the sleep lets the harness find the exec's host pid before it forks away)

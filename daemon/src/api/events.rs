@@ -290,7 +290,7 @@ fn stats(
                 e.1 = s;
             }
         }
-        let mut v: Vec<(Vec<Option<String>>, (u64, v1::Severity))> = merged.into_iter().collect();
+        let mut v: Vec<_> = merged.into_iter().collect();
         v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
         truncated = v.len() > limit;
         v.truncate(limit);
