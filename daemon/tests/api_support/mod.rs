@@ -66,6 +66,7 @@ pub fn rules_file() -> PathBuf {
 
 /// PEM files made by openssl: a CA, a server certificate (localhost, 127.0.0.1) and a
 /// client certificate signed by it, and a client certificate from another CA.
+#[derive(Clone)]
 pub struct Certs {
     pub dir: PathBuf,
     pub ca: PathBuf,
@@ -169,7 +170,8 @@ impl Certs {
             dir,
             "ca",
             "server",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            // 127.0.0.2-4: the three-node fan-out test binds one node per address.
+            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4\nextendedKeyUsage=serverAuth\n",
         );
         make_leaf(dir, "ca", "client", "extendedKeyUsage=clientAuth\n");
         make_leaf(dir, "rogue-ca", "rogue", "extendedKeyUsage=clientAuth\n");
@@ -195,6 +197,12 @@ pub struct Opts {
     pub token: Option<String>,
     pub tls: bool,
     pub limits: Limits,
+    /// Node name (default NODE).
+    pub node: Option<String>,
+    /// TCP address to bind (default 127.0.0.1:0).
+    pub tcp_ip: Option<Ipv4Addr>,
+    /// Certificates to share with other nodes (default: made for this one).
+    pub certs: Option<Certs>,
 }
 
 /// A running daemon with the API in front of it.
@@ -217,11 +225,14 @@ impl Env {
             .enable_all()
             .build()
             .unwrap();
-        let certs = opts.tls.then(|| Certs::make(&dir.join("tls")));
+        let certs = match opts.certs {
+            Some(c) => Some(c),
+            None => opts.tls.then(|| Certs::make(&dir.join("tls"))),
+        };
         let daemon = rt
             .block_on(async {
                 Daemon::start(DaemonConfig {
-                    node: NODE.into(),
+                    node: opts.node.clone().unwrap_or_else(|| NODE.into()),
                     cluster: CLUSTER.into(),
                     rules: vec![rules_file()],
                     store_path: dir.join("store/saker.db"),
@@ -236,7 +247,7 @@ impl Env {
         let cfg = ApiConfig {
             socket: Some(socket.clone()),
             tcp: certs.as_ref().map(|c| TcpConfig {
-                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                addr: SocketAddr::new(IpAddr::V4(opts.tcp_ip.unwrap_or(Ipv4Addr::LOCALHOST)), 0),
                 cert: c.server_cert.clone(),
                 key: c.server_key.clone(),
                 client_ca: c.ca.clone(),
