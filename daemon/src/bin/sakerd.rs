@@ -68,8 +68,32 @@ struct Cli {
     /// TOKEN`); surrounding whitespace is ignored.
     #[arg(long, value_name = "FILE", global = true)]
     token_file: Option<PathBuf>,
+    /// A llama-family GGUF model for the assistant's narratives (any llama/mistral
+    /// instruct GGUF works; default: models/weights/smollm2-135m-instruct.q8_0.gguf or
+    /// /var/lib/saker/models/… when present). Facts never come from the model.
+    #[arg(long, global = true)]
+    model: Option<PathBuf>,
+    /// all-MiniLM-L6-v2 directory for question routing (default: next to the model).
+    #[arg(long, global = true)]
+    embedder: Option<PathBuf>,
+    /// Inference threads (0 = all cores but one).
+    #[arg(long, default_value_t = 0, global = true)]
+    model_threads: usize,
+    /// No model: deterministic answers only.
+    #[arg(long, global = true)]
+    no_model: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+}
+
+/// The first existing path among the default model locations.
+fn default_weights(rel: &str) -> Option<PathBuf> {
+    [
+        PathBuf::from("/var/lib/saker/models").join(rel),
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/weights")).join(rel),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
 }
 
 #[derive(Subcommand)]
@@ -246,7 +270,21 @@ async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
         config.node = n.clone();
     }
     let d = Arc::new(Daemon::start(config)?);
-    let assistant = match Assistant::new(AssistConfig::default()) {
+    let assist_cfg = if cli.no_model {
+        AssistConfig::default()
+    } else {
+        AssistConfig {
+            model_path: cli
+                .model
+                .clone()
+                .or_else(|| default_weights("smollm2-135m-instruct.q8_0.gguf")),
+            embedder_dir: cli.embedder.clone().or_else(|| default_weights("minilm")),
+            threads: cli.model_threads,
+            ..AssistConfig::default()
+        }
+    };
+    tracing::info!(model = ?assist_cfg.model_path, embedder = ?assist_cfg.embedder_dir, "assistant");
+    let assistant = match Assistant::new(assist_cfg) {
         Ok(a) => Some(Arc::new(a)),
         Err(e) => {
             tracing::error!("the assistant could not start (Ask/Explain unavailable): {e}");
