@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use saker_event::{Alert, Body, BString};
+use saker_event::{Alert, BString, Body};
 use saker_incident::Incident;
 use serde::{Deserialize, Serialize};
 
@@ -58,11 +58,11 @@ pub struct Entity {
 /// Words that are also common command names; a binary with such a name is only matched
 /// when written as a path, or the question would "mention" it by accident.
 const AMBIGUOUS_BINARIES: &[&str] = &[
-    "a", "an", "as", "at", "be", "by", "cat", "cut", "date", "do", "echo", "env", "file",
-    "find", "free", "go", "head", "id", "if", "in", "is", "it", "join", "kill", "last",
-    "less", "link", "more", "no", "of", "on", "or", "read", "see", "sleep", "sort", "split",
-    "tail", "test", "time", "to", "top", "touch", "true", "false", "up", "wait", "watch",
-    "which", "who", "write", "yes",
+    "a", "an", "as", "at", "be", "by", "cat", "cut", "date", "do", "echo", "env", "file", "find",
+    "free", "go", "head", "id", "if", "in", "is", "it", "join", "kill", "last", "less", "link",
+    "more", "no", "of", "on", "or", "read", "see", "sleep", "sort", "split", "tail", "test",
+    "time", "to", "top", "touch", "true", "false", "up", "wait", "watch", "which", "who", "write",
+    "yes",
 ];
 
 /// Japanese and English aliases of saker's policy names (matched only when a policy of
@@ -146,7 +146,14 @@ impl Catalog {
 
     /// Whether the evidence has this entity.
     pub fn contains(&self, e: &Entity) -> bool {
-        self.items.iter().any(|(k, v, _)| *k == e.kind && *v == e.value)
+        self.items
+            .iter()
+            .any(|(k, v, _)| *k == e.kind && *v == e.value)
+    }
+
+    /// Every (kind, name) pair.
+    pub fn entries(&self) -> impl Iterator<Item = (EntityKind, &str)> {
+        self.items.iter().map(|(k, v, _)| (*k, v.as_str()))
     }
 
     /// Every stored value of `kind`.
@@ -168,9 +175,7 @@ impl Catalog {
             if *kind == EntityKind::Container {
                 continue;
             }
-            if *kind == EntityKind::Binary
-                && AMBIGUOUS_BINARIES.contains(&key.as_str())
-            {
+            if *kind == EntityKind::Binary && AMBIGUOUS_BINARIES.contains(&key.as_str()) {
                 continue;
             }
             for (at, _) in q.match_indices(key.as_str()) {
@@ -226,7 +231,8 @@ fn standalone(q: &str, at: usize, len: usize) -> bool {
     let mut after = rest.chars();
     let a1 = after.next();
     let a2 = after.next();
-    let before_ok = !before.is_some_and(name_char);
+    // "x.sh": the "sh" after a dot is an extension, not a name.
+    let before_ok = !before.is_some_and(|c| name_char(c) || c == '.');
     // "name." at the end of a sentence is fine; "name.sh" is another name.
     let after_ok = match a1 {
         Some(c) if name_char(c) => false,
@@ -255,7 +261,10 @@ pub(crate) fn binaries(a: &Alert) -> Vec<String> {
     // Scripts run by an interpreter: `sh ./x.sh`.
     for arg in a.event.ctx.proc.args.iter().skip(1).take(4) {
         if let Some(s) = arg.to_str() {
-            if [".sh", ".py", ".pl", ".rb", ".bash"].iter().any(|x| s.ends_with(x)) {
+            if [".sh", ".py", ".pl", ".rb", ".bash"]
+                .iter()
+                .any(|x| s.ends_with(x))
+            {
                 push(arg);
             }
         }
@@ -287,7 +296,7 @@ pub(crate) fn alert_matches(a: &Alert, e: &Entity) -> bool {
         EntityKind::Image => meta(|c| &c.image),
         EntityKind::Rule => a.rule == e.value,
         EntityKind::Policy => a.policy.as_deref() == Some(e.value.as_str()),
-        EntityKind::Binary => binaries(a).iter().any(|b| *b == e.value),
+        EntityKind::Binary => binaries(a).contains(&e.value),
     }
 }
 
@@ -435,7 +444,8 @@ mod tests {
             (EntityKind::Binary, "easyminer"),
             (EntityKind::Binary, "sh"),
         ]);
-        let found = c.find("What about pod bedrock-java-7d9f8c6b5-x2k4p in risk-10-aws-bedrock-java?");
+        let found =
+            c.find("What about pod bedrock-java-7d9f8c6b5-x2k4p in risk-10-aws-bedrock-java?");
         assert_eq!(
             found,
             vec![
@@ -488,7 +498,10 @@ mod tests {
             vec![Reference::Kind(EntityKind::Namespace)]
         );
         assert_eq!(references("それを隔離して"), vec![Reference::It]);
-        assert_eq!(references("List the attack path of this incident"), vec![Reference::Incident]);
+        assert_eq!(
+            references("List the attack path of this incident"),
+            vec![Reference::Incident]
+        );
         assert!(references("Summarize the alerts").is_empty());
         assert!(references("List the attack path.").is_empty());
     }

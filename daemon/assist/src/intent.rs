@@ -75,7 +75,8 @@ impl Intent {
             .find(|i| i.name() == name)
     }
 
-    /// Works on incidents (correlated process trees) rather than on single alerts.
+    /// Works on incidents (correlated process trees) rather than on single alerts, so
+    /// a follow-up without names stays on the incidents the conversation is about.
     pub(crate) fn uses_incidents(self) -> bool {
         matches!(
             self,
@@ -98,11 +99,7 @@ impl Intent {
                 "Summarize the alerts (by policy, severity, workload; blocked vs ran)",
                 "アラートの要約（ポリシー・重大度・ワークロード別、ブロック／実行）",
             ),
-            Intent::Report => tr(
-                lang,
-                "Write an investigation report",
-                "調査レポートの作成",
-            ),
+            Intent::Report => tr(lang, "Write an investigation report", "調査レポートの作成"),
             Intent::RootCause => tr(lang, "Find the root cause", "根本原因の特定"),
             Intent::Mitre => tr(
                 lang,
@@ -136,21 +133,21 @@ impl Intent {
         }
     }
 
-    /// The task given to the model (English: the small default model follows English
-    /// instructions best; the facts carry the data).
+    /// The heading of the model's fact sheet (English: the small default model follows
+    /// English best; the instructions are in the cached system prompt).
     pub(crate) fn task(self) -> &'static str {
         match self {
-            Intent::Summarize => "Summarize these alerts for the operator.",
-            Intent::Report => "Explain what happened in this incident.",
-            Intent::RootCause => "Explain which process started the attack.",
-            Intent::Mitre => "Explain the attacker behaviour these techniques show.",
-            Intent::AttackPath => "Explain the attack steps in order.",
-            Intent::BlastRadius => "Explain how many workloads were affected.",
-            Intent::Remediate => "Explain why these remediation steps matter.",
-            Intent::Isolate => "Explain why isolation comes before cleanup.",
-            Intent::ExplainAlert => "Explain what this alert means.",
-            Intent::Count => "State the alert count.",
-            Intent::ListEvents => "Describe these alerts briefly.",
+            Intent::Summarize => "Alert summary:",
+            Intent::Report => "Incident:",
+            Intent::RootCause => "Root cause:",
+            Intent::Mitre => "MITRE ATT&CK:",
+            Intent::AttackPath => "Attack steps, in order:",
+            Intent::BlastRadius => "Affected workloads:",
+            Intent::Remediate => "Remediation:",
+            Intent::Isolate => "Isolation:",
+            Intent::ExplainAlert => "Alert:",
+            Intent::Count => "Alert count:",
+            Intent::ListEvents => "Recent alerts:",
             Intent::Unknown => "",
         }
     }
@@ -164,20 +161,42 @@ pub(crate) const EXEMPLARS: &[(Intent, &str)] = &[
     // Summarize
     (Intent::Summarize, "Summarize the events of this cluster."),
     (Intent::Summarize, "Give me a summary of the alerts."),
-    (Intent::Summarize, "What happened in this namespace? Give an overview."),
-    (Intent::Summarize, "Overview of detections grouped by policy."),
-    (Intent::Summarize, "Which drifted binaries were blocked and which ran?"),
-    (Intent::Summarize, "Summarize the detections and their severities."),
+    (
+        Intent::Summarize,
+        "What happened in this namespace? Give an overview.",
+    ),
+    (
+        Intent::Summarize,
+        "Overview of detections grouped by policy.",
+    ),
+    (
+        Intent::Summarize,
+        "Which drifted binaries were blocked and which ran?",
+    ),
+    (
+        Intent::Summarize,
+        "Summarize the detections and their severities.",
+    ),
     (Intent::Summarize, "What is going on in this cluster?"),
     (Intent::Summarize, "Recap the security events."),
+    (
+        Intent::Summarize,
+        "Give me the highlights of the detections.",
+    ),
     (Intent::Summarize, "このクラスタのイベントを要約して"),
     (Intent::Summarize, "アラートの概要を教えて"),
     (Intent::Summarize, "検知の要約をお願いします"),
     // Report
     (Intent::Report, "Write a detailed investigation report."),
     (Intent::Report, "Produce an incident report."),
-    (Intent::Report, "Write up the investigation: what ran where and when."),
-    (Intent::Report, "Give me a full incident write-up with timeline."),
+    (
+        Intent::Report,
+        "Write up the investigation: what ran where and when.",
+    ),
+    (
+        Intent::Report,
+        "Give me a full incident write-up with timeline.",
+    ),
     (Intent::Report, "Draft a forensic report of this incident."),
     (Intent::Report, "Document the incident in detail."),
     (Intent::Report, "詳細な調査レポートを書いて"),
@@ -185,20 +204,35 @@ pub(crate) const EXEMPLARS: &[(Intent, &str)] = &[
     (Intent::Report, "調査結果をレポートにまとめて"),
     // Root cause
     (Intent::RootCause, "What was the root cause?"),
-    (Intent::RootCause, "What was the root cause of the malicious binary?"),
+    (
+        Intent::RootCause,
+        "What was the root cause of the malicious binary?",
+    ),
     (Intent::RootCause, "Which process started the chain?"),
     (Intent::RootCause, "How did the attack begin?"),
     (Intent::RootCause, "What is the origin of this detection?"),
-    (Intent::RootCause, "Which parent process launched the miner?"),
-    (Intent::RootCause, "What triggered this alert in the first place?"),
+    (
+        Intent::RootCause,
+        "Which parent process launched the miner?",
+    ),
+    (
+        Intent::RootCause,
+        "What triggered this alert in the first place?",
+    ),
     (Intent::RootCause, "根本原因は？"),
     (Intent::RootCause, "悪意のあるバイナリの根本原因は何ですか"),
     (Intent::RootCause, "攻撃の起点となったプロセスは？"),
     // MITRE
-    (Intent::Mitre, "Which MITRE ATT&CK tactics and techniques were used?"),
+    (
+        Intent::Mitre,
+        "Which MITRE ATT&CK tactics and techniques were used?",
+    ),
     (Intent::Mitre, "Map this incident to MITRE ATT&CK."),
     (Intent::Mitre, "What ATT&CK techniques does this show?"),
-    (Intent::Mitre, "List the tactics and techniques with their evidence."),
+    (
+        Intent::Mitre,
+        "List the tactics and techniques with their evidence.",
+    ),
     (Intent::Mitre, "What TTPs did the attacker use?"),
     (Intent::Mitre, "Which technique IDs apply?"),
     (Intent::Mitre, "使用されたMITRE ATT&CKの戦術と技術は？"),
@@ -207,10 +241,19 @@ pub(crate) const EXEMPLARS: &[(Intent, &str)] = &[
     // Attack path
     (Intent::AttackPath, "List the attack path."),
     (Intent::AttackPath, "Show the process tree of the incident."),
-    (Intent::AttackPath, "What were the steps of the attack, in order?"),
+    (
+        Intent::AttackPath,
+        "What were the steps of the attack, in order?",
+    ),
     (Intent::AttackPath, "Show the kill chain."),
-    (Intent::AttackPath, "Walk me through the sequence of processes."),
-    (Intent::AttackPath, "Show the execution chain from the script to the miner."),
+    (
+        Intent::AttackPath,
+        "Walk me through the sequence of processes.",
+    ),
+    (
+        Intent::AttackPath,
+        "Show the execution chain from the script to the miner.",
+    ),
     (Intent::AttackPath, "攻撃パスを列挙して"),
     (Intent::AttackPath, "プロセスツリーを表示して"),
     (Intent::AttackPath, "攻撃の流れを順番に教えて"),
@@ -218,7 +261,10 @@ pub(crate) const EXEMPLARS: &[(Intent, &str)] = &[
     (Intent::BlastRadius, "How many workloads were affected?"),
     (Intent::BlastRadius, "What is the blast radius?"),
     (Intent::BlastRadius, "Which pods were impacted?"),
-    (Intent::BlastRadius, "List the affected workloads and images."),
+    (
+        Intent::BlastRadius,
+        "List the affected workloads and images.",
+    ),
     (Intent::BlastRadius, "Did it spread to other workloads?"),
     (Intent::BlastRadius, "Which containers are compromised?"),
     (Intent::BlastRadius, "影響を受けたワークロードはいくつ？"),
@@ -229,19 +275,37 @@ pub(crate) const EXEMPLARS: &[(Intent, &str)] = &[
     (Intent::Remediate, "How should I remediate this incident?"),
     (Intent::Remediate, "What should I do to clean this up?"),
     (Intent::Remediate, "Recommend remediation steps."),
-    (Intent::Remediate, "How can I prevent this from happening again?"),
+    (
+        Intent::Remediate,
+        "How can I prevent this from happening again?",
+    ),
     (Intent::Remediate, "What is the fix?"),
     (Intent::Remediate, "どうやって修正すればいい？"),
     (Intent::Remediate, "対処方法を教えて"),
     (Intent::Remediate, "再発を防ぐにはどうすればいい？"),
     // Isolate
-    (Intent::Isolate, "Give detailed guidance to isolate the affected resources."),
+    (
+        Intent::Isolate,
+        "Give detailed guidance to isolate the affected resources.",
+    ),
     (Intent::Isolate, "How do I quarantine the compromised pods?"),
-    (Intent::Isolate, "Contain the incident: cut the network of the affected pods."),
-    (Intent::Isolate, "Steps to isolate the node and the workloads."),
-    (Intent::Isolate, "Write a NetworkPolicy to block the affected pods."),
+    (
+        Intent::Isolate,
+        "Contain the incident: cut the network of the affected pods.",
+    ),
+    (
+        Intent::Isolate,
+        "Steps to isolate the node and the workloads.",
+    ),
+    (
+        Intent::Isolate,
+        "Write a NetworkPolicy to block the affected pods.",
+    ),
     (Intent::Isolate, "How do I contain this?"),
-    (Intent::Isolate, "影響を受けたリソースを隔離する詳細な手順を教えて"),
+    (
+        Intent::Isolate,
+        "影響を受けたリソースを隔離する詳細な手順を教えて",
+    ),
     (Intent::Isolate, "ポッドを隔離する方法は？"),
     (Intent::Isolate, "ネットワークを遮断する手順"),
     // Explain alert
@@ -275,6 +339,9 @@ pub(crate) const KEYWORDS: &[(Intent, &str, f32)] = &[
     (Intent::Summarize, "summar", 0.40),
     (Intent::Summarize, "overview", 0.35),
     (Intent::Summarize, "recap", 0.35),
+    (Intent::Summarize, "rundown", 0.40),
+    (Intent::Summarize, "brief me", 0.35),
+    (Intent::Summarize, "highlights", 0.35),
     (Intent::Summarize, "what happened", 0.20),
     (Intent::Summarize, "going on", 0.20),
     (Intent::Summarize, "tl;dr", 0.35),

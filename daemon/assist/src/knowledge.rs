@@ -175,7 +175,10 @@ mod tests {
         // The techniques saker's rules use, with ATT&CK's names.
         for (id, name) in [
             ("T1105", "Ingress Tool Transfer"),
-            ("T1222.002", "Linux and Mac File and Directory Permissions Modification"),
+            (
+                "T1222.002",
+                "Linux and Mac File and Directory Permissions Modification",
+            ),
             ("T1496", "Resource Hijacking"),
             ("T1059.004", "Unix Shell"),
             ("T1204.002", "Malicious File"),
@@ -190,8 +193,15 @@ mod tests {
         }
         assert_eq!(k.tactic_name("TA0040"), Some("Impact"));
         assert_eq!(k.technique("T1105").unwrap().tactics, ["TA0011"]);
-        assert!(k.technique("T1105").unwrap().mitigations.contains(&"M1037".to_string()));
-        assert_eq!(k.mitigation("M1037").unwrap().name, "Filter Network Traffic");
+        assert!(k
+            .technique("T1105")
+            .unwrap()
+            .mitigations
+            .contains(&"M1037".to_string()));
+        assert_eq!(
+            k.mitigation("M1037").unwrap().name,
+            "Filter Network Traffic"
+        );
         assert!(k.tactic_order("TA0043") < k.tactic_order("TA0040"));
         for t in k.techniques() {
             assert!(!t.description.contains("(Citation"), "{}", t.id);

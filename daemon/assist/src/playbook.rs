@@ -59,6 +59,11 @@ struct Step {
     when: When,
     en: String,
     ja: String,
+    /// Per-target item; when set, the step is given once with the items joined.
+    #[serde(default)]
+    item_en: Option<String>,
+    #[serde(default)]
+    item_ja: Option<String>,
     #[serde(default)]
     only_without_workload: bool,
 }
@@ -128,7 +133,11 @@ impl Playbooks {
         let file: PlaybookFile = serde_json::from_str(PLAYBOOKS_JSON)
             .map_err(|e| AssistError::Knowledge(format!("playbooks.json: {e}")))?;
         for s in file.isolation.iter() {
-            if !file.stages.iter().any(|st| Some(&st.id) == s.stage.as_ref()) {
+            if !file
+                .stages
+                .iter()
+                .any(|st| Some(&st.id) == s.stage.as_ref())
+            {
                 return Err(AssistError::Knowledge(format!(
                     "playbooks.json: isolation step {} has no known stage",
                     s.id
@@ -175,27 +184,55 @@ impl Playbooks {
 fn applies(w: &When, t: &Targets) -> bool {
     w.always
         || w.policies.iter().any(|p| t.policies.contains(p))
-        || w
-            .techniques
+        || w.techniques
             .iter()
             .any(|p| t.techniques.iter().any(|x| x.starts_with(p.as_str())))
 }
 
-/// The step's text for every target it repeats over.
+/// The step's text for every target it repeats over, or once with the targets' items
+/// joined when the step has an item template.
 fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
-    let template = match lang {
-        Lang::En => &s.en,
-        Lang::Ja => &s.ja,
+    let (template, item) = match lang {
+        Lang::En => (&s.en, &s.item_en),
+        Lang::Ja => (&s.ja, &s.item_ja),
     };
-    let mut out = Vec::new();
-    let mut fill_one = |vars: &[(&str, Option<String>)]| {
-        if let Some(text) = fill(template, vars) {
-            if !out.contains(&text) {
-                out.push(text);
+    let sep = tr(lang, "; ", "、");
+    let per_target = target_vars(s, t, lang);
+    let mut out: Vec<String> = Vec::new();
+    match item {
+        Some(item) if s.per != Per::Once => {
+            let mut items: Vec<String> = Vec::new();
+            for vars in &per_target {
+                if let Some(x) = fill(item, vars) {
+                    if !items.contains(&x) {
+                        items.push(x);
+                    }
+                }
+            }
+            if !items.is_empty() {
+                let vars = [("items", Some(items.join(sep)))];
+                out.extend(fill(template, &vars));
             }
         }
-    };
+        _ => {
+            for vars in &per_target {
+                if let Some(text) = fill(template, vars) {
+                    if !out.contains(&text) {
+                        out.push(text);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+type Vars = Vec<(&'static str, Option<String>)>;
+
+/// The placeholder values of each target a step repeats over (one set for `once`).
+fn target_vars(s: &Step, t: &Targets, lang: Lang) -> Vec<Vars> {
     let sep = tr(lang, ", ", "、");
+    let mut out: Vec<Vars> = Vec::new();
     match s.per {
         Per::Once => {
             let pods: Vec<String> = t
@@ -214,7 +251,7 @@ fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
                 .iter()
                 .filter_map(|b| sha256(b.sha256.as_deref()))
                 .collect();
-            fill_one(&[
+            out.push(vec![
                 ("pods", non_empty(pods.join(sep))),
                 ("destinations", non_empty(t.destinations.join(sep))),
                 (
@@ -228,7 +265,7 @@ fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
                 if s.only_without_workload && p.workload.is_some() {
                     continue;
                 }
-                fill_one(&pod_vars(p));
+                out.push(pod_vars(p));
             }
         }
         Per::Namespace => {
@@ -236,7 +273,7 @@ fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
             for p in &t.pods {
                 if let Some(ns) = k8s_label(p.namespace.as_deref()) {
                     if seen.insert(ns.clone()) {
-                        fill_one(&[("namespace", Some(ns))]);
+                        out.push(vec![("namespace", Some(ns))]);
                     }
                 }
             }
@@ -246,7 +283,7 @@ fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
             for p in &t.pods {
                 if let Some(n) = k8s_name(Some(&p.node)) {
                     if seen.insert(n.clone()) {
-                        fill_one(&[("node", Some(n))]);
+                        out.push(vec![("node", Some(n))]);
                     }
                 }
             }
@@ -261,7 +298,7 @@ fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
                     continue;
                 };
                 if seen.insert((ns.clone(), w.clone())) {
-                    fill_one(&[("namespace", Some(ns)), ("workload", Some(w))]);
+                    out.push(vec![("namespace", Some(ns)), ("workload", Some(w))]);
                 }
             }
         }
@@ -270,7 +307,7 @@ fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
             for p in &t.pods {
                 if let Some(i) = image_ref(p.image.as_deref()) {
                     if seen.insert(i.clone()) {
-                        fill_one(&[("image", Some(i))]);
+                        out.push(vec![("image", Some(i))]);
                     }
                 }
             }
@@ -279,16 +316,18 @@ fn expand(s: &Step, t: &Targets, lang: Lang) -> Vec<String> {
             for b in &t.binaries {
                 let Some(p) = t.pods.get(b.pod) else { continue };
                 let mut vars = pod_vars(p);
-                vars.push(("binary", safe_path(&b.path)));
+                // The path appears in prose only (never in a command): any path is
+                // shown, escaped and quoted, so hostile names cannot drop the step.
+                vars.push(("binary", Some(quoted_path(&b.path))));
                 vars.push(("sha256", sha256(b.sha256.as_deref())));
-                fill_one(&vars);
+                out.push(vars);
             }
         }
     }
     out
 }
 
-fn pod_vars(p: &PodTarget) -> Vec<(&'static str, Option<String>)> {
+fn pod_vars(p: &PodTarget) -> Vars {
     vec![
         ("pod", k8s_name(p.pod.as_deref())),
         ("namespace", k8s_label(p.namespace.as_deref())),
@@ -325,7 +364,8 @@ pub fn k8s_label(v: Option<&str>) -> Option<String> {
     let v = v?;
     let ok = !v.is_empty()
         && v.len() <= 63
-        && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !v.starts_with('-')
         && !v.ends_with('-');
     ok.then(|| v.to_string())
@@ -362,13 +402,24 @@ fn sha256(v: Option<&str>) -> Option<String> {
     (v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit())).then(|| v.to_ascii_lowercase())
 }
 
-/// A path shown in a step: printable ASCII without quoting or expansion characters.
+/// A workload path for prose: one line, terminal-safe, control-token spellings broken,
+/// in backticks.
+fn quoted_path(v: &str) -> String {
+    let esc = saker_event::bstr::escape_bytes(v.as_bytes());
+    format!(
+        "`{}`",
+        saker_models::sanitize_untrusted(&esc).replace('`', "'")
+    )
+}
+
+/// A path usable inside a command: printable ASCII without quoting or expansion
+/// characters.
+#[cfg(test)]
 fn safe_path(v: &str) -> Option<String> {
     (!v.is_empty()
         && v.len() <= 200
-        && v.bytes().all(|b| {
-            (0x21..0x7f).contains(&b) && !b"`'\"$\\;|&<>(){}*?[]!#~".contains(&b)
-        }))
+        && v.bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && !b"`'\"$\\;|&<>(){}*?[]!#~".contains(&b)))
     .then(|| v.to_string())
 }
 
@@ -399,16 +450,20 @@ pub fn selector_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, St
         .collect()
 }
 
+/// Pods of one workload and the labels all of them carry (`None` before the first).
+type Group = (Vec<String>, Option<BTreeMap<String, String>>);
+
 /// Deny-all NetworkPolicies (YAML) for the affected pods of each namespace, and the
 /// `kubectl label` commands needed first for pods without usable labels. Pods of one
 /// workload share a policy selecting the labels all of them carry.
 pub fn network_policies(t: &Targets) -> Vec<(String, String)> {
     // namespace -> group (workload or pod) -> (pods, common labels)
-    let mut groups: BTreeMap<String, BTreeMap<String, (Vec<String>, Option<BTreeMap<String, String>>)>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<String, BTreeMap<String, Group>> = BTreeMap::new();
     for p in &t.pods {
-        let (Some(ns), Some(pod)) = (k8s_label(p.namespace.as_deref()), k8s_name(p.pod.as_deref()))
-        else {
+        let (Some(ns), Some(pod)) = (
+            k8s_label(p.namespace.as_deref()),
+            k8s_name(p.pod.as_deref()),
+        ) else {
             continue;
         };
         let key = k8s_name(p.workload.as_deref()).unwrap_or_else(|| pod.clone());
@@ -440,7 +495,11 @@ pub fn network_policies(t: &Targets) -> Vec<(String, String)> {
                 quarantine.extend(pods);
                 continue;
             }
-            yaml.push_str(&policy_yaml(&format!("saker-isolate-{group}"), &ns, &labels));
+            yaml.push_str(&policy_yaml(
+                &format!("saker-isolate-{group}"),
+                &ns,
+                &labels,
+            ));
         }
         if !quarantine.is_empty() {
             let mut cmds = String::new();
@@ -515,20 +574,27 @@ mod tests {
             binaries: vec![
                 BinaryTarget {
                     path: "/tmp/easyminer".into(),
-                    sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
+                    sha256: Some(
+                        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                    ),
                     pod: 0,
                 },
                 BinaryTarget {
                     path: "/tmp/$(reboot)".into(),
-                    sha256: None,
+                    sha256: Some("ab".repeat(32)),
                     pod: 0,
                 },
             ],
             destinations: vec!["127.0.0.1:3333".into()],
-            policies: ["Drift Detection".to_string(), "Malicious Binary Detection".to_string()]
+            policies: [
+                "Drift Detection".to_string(),
+                "Malicious Binary Detection".to_string(),
+            ]
+            .into_iter()
+            .collect(),
+            techniques: ["T1496".to_string(), "T1059.004".to_string()]
                 .into_iter()
                 .collect(),
-            techniques: ["T1496".to_string(), "T1059.004".to_string()].into_iter().collect(),
         }
     }
 
@@ -537,11 +603,18 @@ mod tests {
         let p = Playbooks::bundled().unwrap();
         let steps = p.remediation(&targets(), Lang::En);
         let all = steps.join("\n");
-        assert!(all.contains("kubectl -n risk-10-aws-bedrock-java delete pod bedrock-java-7d9f8c6b5-x2k4p"));
+        assert!(all.contains(
+            "kubectl -n risk-10-aws-bedrock-java delete pod bedrock-java-7d9f8c6b5-x2k4p"
+        ));
+        assert!(all.contains("kubectl -n risk-11-payments delete pod payments-api-6f7b9-mm3tr"));
+        // One step for all pods, not one per pod.
+        assert_eq!(steps.iter().filter(|s| s.contains("delete pod")).count(), 1);
         assert!(all.contains("risk-11-payments/payments-api-6f7b9-mm3tr"));
         assert!(all.contains("docker.io/acme/bedrock-java:1.4.2"));
         assert!(all.contains("127.0.0.1:3333"));
-        assert!(all.contains("drift prevention for namespace risk-10-aws-bedrock-java"));
+        assert!(all.contains(
+            "drift prevention for namespace risk-10-aws-bedrock-java; namespace risk-11-payments"
+        ));
         assert!(all.contains("readOnlyRootFilesystem"));
         for bad in ["rm -rf", "$(curl", "`id`", "reboot"] {
             assert!(!all.contains(bad), "{bad} in {all}");
@@ -556,11 +629,21 @@ mod tests {
         let stages = p.isolation(&targets(), Lang::En);
         let ids: Vec<&str> = stages.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["evidence", "network", "contain", "credentials"]);
-        let all: String = stages.iter().flat_map(|s| s.steps.clone()).collect::<Vec<_>>().join("\n");
+        let all: String = stages
+            .iter()
+            .flat_map(|s| s.steps.clone())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(all.contains("kubectl cordon node-a"));
-        assert!(all.contains("kubectl -n risk-10-aws-bedrock-java scale deployment/bedrock-java --replicas=0"));
-        assert!(all.contains("/tmp/easyminer (sha256 9f86d081"));
-        assert!(!all.contains("reboot") && !all.contains("$(curl"));
+        assert!(all.contains(
+            "kubectl -n risk-10-aws-bedrock-java scale deployment/bedrock-java --replicas=0"
+        ));
+        assert!(all.contains("`/tmp/easyminer` (sha256 9f86d081"));
+        // The hostile path is shown as quoted data, never inside a command.
+        assert!(all.contains("`/tmp/$(reboot)`"));
+        assert!(!all.contains("$(curl"));
+        assert!(safe_path("/tmp/$(reboot)").is_none());
+        assert!(safe_path("/tmp/easyminer").is_some());
     }
 
     #[test]
@@ -587,7 +670,10 @@ mod tests {
         assert!(k8s_name(Some("a..b")).is_none());
         assert!(label_ok("app.kubernetes.io/name", "x"));
         assert!(!label_ok("app", "x y"));
-        assert_eq!(fill("a {{x}} b", &[("x", Some("1".into()))]).as_deref(), Some("a 1 b"));
+        assert_eq!(
+            fill("a {{x}} b", &[("x", Some("1".into()))]).as_deref(),
+            Some("a 1 b")
+        );
         assert_eq!(fill("a {{x}} b", &[("x", None)]), None);
         assert_eq!(fill("a {{y}} b", &[("x", Some("1".into()))]), None);
     }

@@ -46,9 +46,17 @@ pub struct TreeNode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SectionBody {
-    Table { columns: Vec<String>, rows: Vec<Row> },
-    Tree { nodes: Vec<TreeNode> },
-    List { items: Vec<String>, ordered: bool },
+    Table {
+        columns: Vec<String>,
+        rows: Vec<Row>,
+    },
+    Tree {
+        nodes: Vec<TreeNode>,
+    },
+    List {
+        items: Vec<String>,
+        ordered: bool,
+    },
     /// CommonMark.
     Text(String),
 }
@@ -120,7 +128,8 @@ impl Section {
                 o.push_str(&format!("| {} |\n", columns.join(" | ")));
                 o.push_str(&format!("|{}\n", "---|".repeat(columns.len())));
                 for r in rows {
-                    let cells: Vec<String> = r.cells.iter().map(|c| c.replace('|', "\\|")).collect();
+                    let cells: Vec<String> =
+                        r.cells.iter().map(|c| c.replace('|', "\\|")).collect();
                     o.push_str(&format!("| {} |\n", cells.join(" | ")));
                 }
             }
@@ -276,8 +285,14 @@ mod tests {
     #[test]
     fn formats_times() {
         assert_eq!(fmt_time(0), "1970-01-01 00:00:00Z");
-        assert_eq!(fmt_time(1_767_225_600 * 1_000_000_000 + 61_000_000_000), "2026-01-01 00:01:01Z");
-        assert_eq!(fmt_time(951_782_400 * 1_000_000_000), "2000-02-29 00:00:00Z");
+        assert_eq!(
+            fmt_time(1_767_225_600 * 1_000_000_000 + 61_000_000_000),
+            "2026-01-01 00:01:01Z"
+        );
+        assert_eq!(
+            fmt_time(951_782_400 * 1_000_000_000),
+            "2000-02-29 00:00:00Z"
+        );
         assert_eq!(fmt_clock(1_767_225_600 * 1_000_000_000), "00:00:00Z");
     }
 

@@ -129,15 +129,19 @@ mod tests {
         let mut a = s.snapshot("a", t0);
         a.context_filter = Some("k8s.ns.name = x".into());
         s.put("a", a, t0);
-        s.put("b", s.snapshot("b", t0), t0 + Duration::from_secs(1));
+        let b = s.snapshot("b", t0);
+        s.put("b", b, t0 + Duration::from_secs(1));
         // Touch a, then add c: b is the least recently used.
         let a = s.snapshot("a", t0 + Duration::from_secs(2));
         s.put("a", a, t0 + Duration::from_secs(2));
-        s.put("c", s.snapshot("c", t0), t0 + Duration::from_secs(3));
+        let c = s.snapshot("c", t0);
+        s.put("c", c, t0 + Duration::from_secs(3));
         assert!(s.contains("a", t0 + Duration::from_secs(3)));
         assert!(!s.contains("b", t0 + Duration::from_secs(3)));
         assert_eq!(
-            s.snapshot("a", t0 + Duration::from_secs(3)).context_filter.as_deref(),
+            s.snapshot("a", t0 + Duration::from_secs(3))
+                .context_filter
+                .as_deref(),
             Some("k8s.ns.name = x")
         );
         // Expired after the TTL: a fresh session comes back.

@@ -143,7 +143,7 @@ fn merge_cell(cell: &mut String, items: &[String]) {
 
 pub(super) fn build(s: &Scope) -> Built {
     let lang = s.lang;
-    let incs = s.focused_incidents();
+    let incs = super::most_severe_first(s.focused_incidents());
     if incs.is_empty() {
         return s.nothing(Intent::AttackPath);
     }
@@ -188,27 +188,50 @@ pub(super) fn build(s: &Scope) -> Built {
                 .join(", ")
         ));
     }
-    // The model gets the steps of the first incident, in order, with technique names.
-    let mut lines: Vec<String> = rows
-        .iter()
-        .take(6)
-        .map(|r| {
-            let tech = first
-                .attack_path
-                .nodes
-                .iter()
-                .flat_map(|n| n.steps.iter())
-                .find(|st| r.alert_ids.first() == Some(&st.alert_id))
-                .and_then(|st| st.techniques.first())
+    // The model gets the first incident's steps in few words: who did what.
+    let mut lines: Vec<String> = Vec::new();
+    let mut seen_exec = false;
+    for n in &first.attack_path.nodes {
+        for st in n.steps.iter().take(2) {
+            let what = match &st.action {
+                Action::Exec { args, filename, .. } if !seen_exec => {
+                    seen_exec = true;
+                    let c = if args.is_empty() {
+                        esc(filename)
+                    } else {
+                        cmdline(args)
+                    };
+                    format!("{} ran", q(&c))
+                }
+                Action::Exec { .. } => format!("{} ran", q(&esc(&n.name))),
+                Action::File { path, .. } => {
+                    format!("{} changed {}", q(&esc(&n.name)), q(&esc(path)))
+                }
+                Action::Connect { addr, port, .. } => {
+                    format!("{} connected to {}", q(&esc(&n.name)), sock(addr, *port))
+                }
+                _ => continue,
+            };
+            let tech = st
+                .techniques
+                .first()
                 .and_then(|t| s.kb.technique_name(t))
-                .unwrap_or("-");
-            format!("step {}: {} ({})", r.cells[0], q(&r.cells[3]), tech)
-        })
-        .collect();
-    if incs.len() > 1 {
-        lines.push(format!("the same kind of path was seen in {} incidents", incs.len()));
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            let line = format!("{what}{tech}");
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
     }
-    let steps: Vec<String> = rows.iter().map(|r| r.cells[3].clone()).collect();
+    lines.truncate(5);
+    if incs.len() > 1 {
+        lines.push(format!(
+            "the same path was seen in {} incidents",
+            incs.len()
+        ));
+    }
+    let steps: Vec<String> = rows.iter().map(|r| super::code(&r.cells[3])).collect();
     let fallback = match lang {
         Lang::En => format!(
             "In {} the attack took {} steps: {}.",

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use saker_event::Alert;
 use saker_incident::{correlate, CorrelateConfig, Incident, Indicator, WorkloadKey};
 
-use super::{q, Built, FactSheet, Scope};
+use super::{Built, FactSheet, Scope};
 use crate::error::AssistError;
 use crate::intent::Intent;
 use crate::lang::{tr, Lang};
@@ -31,8 +31,18 @@ pub(super) fn blast_radius(s: &Scope, anchors: &[&Incident]) -> Result<Blast, As
         (s.alerts.to_vec(), s.incidents.to_vec())
     } else {
         let w = cfg.blast.window_ns;
-        let from = anchors.iter().map(|i| i.start_ns).min().unwrap_or(0).saturating_sub(w);
-        let to = anchors.iter().map(|i| i.end_ns).max().unwrap_or(0).saturating_add(w);
+        let from = anchors
+            .iter()
+            .map(|i| i.start_ns)
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(w);
+        let to = anchors
+            .iter()
+            .map(|i| i.end_ns)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(w);
         let f = format!("evt.time >= {} and evt.time <= {}", from.max(0), to.max(0));
         let mut alerts = s.ev.alerts(Some(&f), s.max_alerts)?;
         alerts.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
@@ -66,7 +76,10 @@ pub(super) fn blast_radius(s: &Scope, anchors: &[&Incident]) -> Result<Blast, As
     }
     // Incidents behind each affected workload: the anchors, and those of the other
     // workloads that share one of the anchors' indicators.
-    let anchor_inds: Vec<&Indicator> = node_anchors.iter().flat_map(|a| a.indicators.iter()).collect();
+    let anchor_inds: Vec<&Indicator> = node_anchors
+        .iter()
+        .flat_map(|a| a.indicators.iter())
+        .collect();
     let incidents: Vec<Incident> = all_incidents
         .iter()
         .filter(|i| {
@@ -99,7 +112,11 @@ pub(super) fn indicator_text(lang: Lang, i: &Indicator) -> String {
             esc_str(h.get(..12).unwrap_or(h))
         ),
         Indicator::RootCommand(args) => {
-            format!("{} `{}`", tr(lang, "root command", "起点コマンド"), cmdline(args))
+            format!(
+                "{} `{}`",
+                tr(lang, "root command", "起点コマンド"),
+                cmdline(args)
+            )
         }
         Indicator::Rule(r) => format!("{} {}", tr(lang, "rule", "ルール"), esc_str(r)),
     }
@@ -113,7 +130,11 @@ pub(super) fn build(s: &Scope) -> Result<Built, AssistError> {
     }
     let b = blast_radius(s, &anchors)?;
     let n = b.workloads.len();
-    let mut ids: Vec<String> = b.incidents.iter().flat_map(|i| i.alert_ids.iter().cloned()).collect();
+    let mut ids: Vec<String> = b
+        .incidents
+        .iter()
+        .flat_map(|i| i.alert_ids.iter().cloned())
+        .collect();
     ids.sort();
     ids.dedup();
 
@@ -130,7 +151,11 @@ pub(super) fn build(s: &Scope) -> Result<Built, AssistError> {
                 tr(lang, "in scope", "対象範囲").to_string()
             } else {
                 // Rules are the weakest link: name the specific indicators first.
-                let mut v: Vec<String> = inds.iter().take(3).map(|i| indicator_text(lang, i)).collect();
+                let mut v: Vec<String> = inds
+                    .iter()
+                    .take(3)
+                    .map(|i| indicator_text(lang, i))
+                    .collect();
                 if inds.len() > 3 {
                     v.push(format!("+{}", inds.len() - 3));
                 }
@@ -196,7 +221,6 @@ pub(super) fn build(s: &Scope) -> Result<Built, AssistError> {
             rows,
         ),
     ];
-    let ns_text: Vec<String> = by_ns.iter().map(|(ns, c)| format!("{} ({c})", q(ns))).collect();
     let mut kinds: Vec<&str> = Vec::new();
     for (_, _, inds) in &b.workloads {
         for i in inds {
@@ -210,23 +234,24 @@ pub(super) fn build(s: &Scope) -> Result<Built, AssistError> {
             }
         }
     }
+    let names: Vec<String> = b
+        .workloads
+        .iter()
+        .map(|(w, _, _)| super::short_name(w))
+        .collect();
+    let ns_list: Vec<String> = by_ns.iter().map(|(ns, c)| format!("{ns} ({c})")).collect();
     let mut lines = vec![
-        format!("affected workloads: {n}"),
-        format!("by namespace: {}", ns_text.join(", ")),
-        format!(
-            "pods: {}",
-            b.workloads
-                .iter()
-                .take(5)
-                .map(|(w, _, _)| q(&opt(&w.pod)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        format!("{n} workloads affected: {}", super::and_list(&names, 5)),
+        format!("namespaces: {}", ns_list.join(", ")),
     ];
     if !kinds.is_empty() {
-        lines.push(format!("linked by: {}", kinds.join(", ")));
+        lines.push(format!("linked by {}", kinds.join(" and ")));
     }
-    let list: Vec<String> = b.workloads.iter().map(|(w, _, _)| workload_short(w)).collect();
+    let list: Vec<String> = b
+        .workloads
+        .iter()
+        .map(|(w, _, _)| workload_short(w))
+        .collect();
     let fallback = match lang {
         Lang::En => {
             let mut t = format!(

@@ -47,13 +47,18 @@ pub(super) fn build_count(s: &Scope) -> Built {
     let exact = !s.truncated;
     if !exact {
         notes.push(match s.total {
-            Some(t) if s.entities.is_empty() => format!("The store holds {t} alerts in this scope; {n} were read."),
+            Some(t) if s.entities.is_empty() => {
+                format!("The store holds {t} alerts in this scope; {n} were read.")
+            }
             _ => format!("At least {n} alerts: the read limit was reached."),
         });
     }
     let sections = vec![Section::table(
         tr(lang, "Alert count", "アラート件数"),
-        vec![tr(lang, "Group", "区分").into(), tr(lang, "Alerts", "件数").into()],
+        vec![
+            tr(lang, "Group", "区分").into(),
+            tr(lang, "Alerts", "件数").into(),
+        ],
         rows,
     )];
     let lines = vec![
@@ -105,8 +110,12 @@ pub(super) fn build_list(s: &Scope) -> Built {
                     a.id.clone(),
                     esc_str(&a.rule),
                     a.severity.as_str().to_string(),
-                    c.and_then(|c| c.namespace.as_deref()).map(esc_str).unwrap_or_else(|| "-".into()),
-                    c.and_then(|c| c.pod_name.as_deref()).map(esc_str).unwrap_or_else(|| "-".into()),
+                    c.and_then(|c| c.namespace.as_deref())
+                        .map(esc_str)
+                        .unwrap_or_else(|| "-".into()),
+                    c.and_then(|c| c.pod_name.as_deref())
+                        .map(esc_str)
+                        .unwrap_or_else(|| "-".into()),
                     cmdline(&a.event.ctx.proc.args),
                 ],
                 alert_ids: vec![a.id.clone()],
@@ -150,7 +159,11 @@ pub(super) fn build_list(s: &Scope) -> Built {
             count_of(lang, alerts.len(), "alert", "alerts", ""),
             shown_ids.len()
         ),
-        Lang::Ja => format!("{}件が該当し、新しい{}件を表示しています。", alerts.len(), shown_ids.len()),
+        Lang::Ja => format!(
+            "{}件が該当し、新しい{}件を表示しています。",
+            alerts.len(),
+            shown_ids.len()
+        ),
     };
     let incs = s.focused_incidents();
     Built {
@@ -167,7 +180,10 @@ pub(super) fn build_list(s: &Scope) -> Built {
 /// What the assistant can answer (for questions it could not route).
 pub(super) fn build_capabilities(s: &Scope) -> Built {
     let lang = s.lang;
-    let items: Vec<String> = Intent::ALL.iter().map(|i| i.capability(lang).to_string()).collect();
+    let items: Vec<String> = Intent::ALL
+        .iter()
+        .map(|i| i.capability(lang).to_string())
+        .collect();
     let text = match lang {
         Lang::En => format!(
             "I could not match this question to something I can answer from the evidence, so I will not guess. {} alerts are in scope. I can:",

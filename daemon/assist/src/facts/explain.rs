@@ -70,9 +70,18 @@ pub(crate) fn explain_alert(s: &Scope, alert: &Alert) -> Result<Built, AssistErr
         Some(c) => format!(
             "{}/{}/{}/{}",
             esc_str(&ctx.cluster),
-            c.namespace.as_deref().map(esc_str).unwrap_or_else(|| "-".into()),
-            c.workload.as_deref().map(esc_str).unwrap_or_else(|| "-".into()),
-            c.pod_name.as_deref().map(esc_str).unwrap_or_else(|| "-".into()),
+            c.namespace
+                .as_deref()
+                .map(esc_str)
+                .unwrap_or_else(|| "-".into()),
+            c.workload
+                .as_deref()
+                .map(esc_str)
+                .unwrap_or_else(|| "-".into()),
+            c.pod_name
+                .as_deref()
+                .map(esc_str)
+                .unwrap_or_else(|| "-".into()),
         ),
         None => format!("{}/host:{}", esc_str(&ctx.cluster), esc_str(&ctx.node)),
     };
@@ -84,42 +93,79 @@ pub(crate) fn explain_alert(s: &Scope, alert: &Alert) -> Result<Built, AssistErr
         .map(|p| format!("{} ({}) {}", esc(&p.comm), p.pid, cmdline(&p.args)))
         .unwrap_or_else(|| "-".into());
     let act = action(lang, alert);
-    let techs: Vec<String> = alert.mitre_techniques.iter().map(|t| kb.technique_label(t)).collect();
-    let tactics: Vec<String> = alert.mitre_tactics.iter().map(|t| kb.tactic_label(t)).collect();
-    let yes_no = |b: bool| tr(lang, if b { "yes" } else { "no" }, if b { "はい" } else { "いいえ" }).to_string();
+    let techs: Vec<String> = alert
+        .mitre_techniques
+        .iter()
+        .map(|t| kb.technique_label(t))
+        .collect();
+    let tactics: Vec<String> = alert
+        .mitre_tactics
+        .iter()
+        .map(|t| kb.tactic_label(t))
+        .collect();
+    let yes_no = |b: bool| {
+        tr(
+            lang,
+            if b { "yes" } else { "no" },
+            if b { "はい" } else { "いいえ" },
+        )
+        .to_string()
+    };
     let mut rows = vec![
         field(tr(lang, "Alert", "アラート"), alert.id.clone()),
         field(tr(lang, "Time", "時刻"), fmt_time(alert.time_ns)),
         field(tr(lang, "Rule", "ルール"), esc_str(&alert.rule)),
         field(
             tr(lang, "Policy", "ポリシー"),
-            alert.policy.as_deref().map(esc_str).unwrap_or_else(|| "-".into()),
+            alert
+                .policy
+                .as_deref()
+                .map(esc_str)
+                .unwrap_or_else(|| "-".into()),
         ),
-        field(tr(lang, "Severity", "重大度"), alert.severity.as_str().into()),
+        field(
+            tr(lang, "Severity", "重大度"),
+            alert.severity.as_str().into(),
+        ),
         field(tr(lang, "Blocked", "ブロック"), yes_no(alert.prevented)),
         field(tr(lang, "Workload", "ワークロード"), workload.clone()),
         field(
             tr(lang, "Image", "イメージ"),
-            c.and_then(|c| c.image.as_deref()).map(esc_str).unwrap_or_else(|| "-".into()),
+            c.and_then(|c| c.image.as_deref())
+                .map(esc_str)
+                .unwrap_or_else(|| "-".into()),
         ),
         field(tr(lang, "Node", "ノード"), esc_str(&ctx.node)),
         field(
             tr(lang, "Process", "プロセス"),
-            format!("{} ({})", esc(&alert.event.event.process.comm), alert.event.event.process.pid),
+            format!(
+                "{} ({})",
+                esc(&alert.event.event.process.comm),
+                alert.event.event.process.pid
+            ),
         ),
         field(tr(lang, "Command line", "コマンドライン"), proc_cmd.clone()),
         field(tr(lang, "Executable", "実行ファイル"), esc(&ctx.proc.exe)),
     ];
     if let Some(h) = &ctx.proc.exe_sha256 {
-        rows.push(field("SHA-256", esc_str(h)));
+        rows.push(field("SHA256", esc_str(h)));
     }
     rows.push(field(tr(lang, "Parent", "親プロセス"), parent));
     rows.push(field(tr(lang, "Action", "動作"), act.clone()));
-    rows.push(field(tr(lang, "MITRE tactics", "MITRE 戦術"), tactics.join(", ")));
-    rows.push(field(tr(lang, "MITRE techniques", "MITRE 技術"), techs.join(", ")));
+    rows.push(field(
+        tr(lang, "MITRE tactics", "MITRE 戦術"),
+        tactics.join(", "),
+    ));
+    rows.push(field(
+        tr(lang, "MITRE techniques", "MITRE 技術"),
+        techs.join(", "),
+    ));
     let mut sections = vec![Section::table(
         tr(lang, "Alert details", "アラートの詳細"),
-        vec![tr(lang, "Field", "項目").into(), tr(lang, "Value", "値").into()],
+        vec![
+            tr(lang, "Field", "項目").into(),
+            tr(lang, "Value", "値").into(),
+        ],
         rows,
     )
     .with_alerts(vec![alert.id.clone()])];
@@ -136,11 +182,18 @@ pub(crate) fn explain_alert(s: &Scope, alert: &Alert) -> Result<Built, AssistErr
     let meaning: Vec<String> = alert
         .mitre_techniques
         .iter()
-        .filter_map(|t| kb.technique(t).map(|k| format!("{} {}: {}", k.id, k.name, k.description)))
+        .filter_map(|t| {
+            kb.technique(t)
+                .map(|k| format!("{} {}: {}", k.id, k.name, k.description))
+        })
         .collect();
     if !meaning.is_empty() {
         sections.push(Section::list(
-            tr(lang, "What it means (MITRE ATT&CK)", "意味（MITRE ATT&CK、英語原文）"),
+            tr(
+                lang,
+                "What it means (MITRE ATT&CK)",
+                "意味（MITRE ATT&CK、英語原文）",
+            ),
             meaning,
             false,
         ));
@@ -165,7 +218,11 @@ pub(crate) fn explain_alert(s: &Scope, alert: &Alert) -> Result<Built, AssistErr
         format!(
             "rule {} ({}, {}) fired at {}",
             q(&esc_str(&alert.rule)),
-            alert.policy.as_deref().map(esc_str).unwrap_or_else(|| "-".into()),
+            alert
+                .policy
+                .as_deref()
+                .map(esc_str)
+                .unwrap_or_else(|| "-".into()),
             alert.severity.as_str(),
             fmt_time(alert.time_ns)
         ),
@@ -183,24 +240,34 @@ pub(crate) fn explain_alert(s: &Scope, alert: &Alert) -> Result<Built, AssistErr
         ),
         format!("blocked: {}", if alert.prevented { "yes" } else { "no" }),
     ];
+    // What happened, in the fewest words: an exec is its command line; any other
+    // action is the process doing it.
+    let is_exec = matches!(alert.event.event.body, Body::Exec(_));
+    let comm = esc(&alert.event.event.process.comm);
+    let what = match (lang, is_exec) {
+        (Lang::En, true) => format!("{} was executed", super::code(&proc_cmd)),
+        (Lang::En, false) => format!("{} did {}", super::code(&comm), super::code(&act)),
+        (Lang::Ja, true) => format!("{} が実行されました", super::code(&proc_cmd)),
+        (Lang::Ja, false) => format!(
+            "{} が {} を行いました",
+            super::code(&comm),
+            super::code(&act)
+        ),
+    };
     let mut fallback = match lang {
         Lang::En => format!(
-            "Rule \"{}\" ({}) fired at {} in {}: `{}` did {}.",
+            "Rule \"{}\" ({}) fired at {} in {}: {what}.",
             esc_str(&alert.rule),
             alert.severity.as_str(),
             fmt_time(alert.time_ns),
             workload,
-            proc_cmd,
-            act
         ),
         Lang::Ja => format!(
-            "{} に {} でルール「{}」（{}）が発火しました: `{}` が {} を実行しました。",
+            "{} に {} でルール「{}」（{}）が発火しました: {what}。",
             fmt_time(alert.time_ns),
             workload,
             esc_str(&alert.rule),
             alert.severity.as_str(),
-            proc_cmd,
-            act
         ),
     };
     if !techs.is_empty() {
@@ -249,9 +316,15 @@ pub(crate) fn explain_alert(s: &Scope, alert: &Alert) -> Result<Built, AssistErr
                 " It is one of {} alerts of an incident started by `{rc}`.",
                 i.alert_ids.len()
             ),
-            Lang::Ja => format!("これは `{rc}` を起点とする{}件のアラートからなるインシデントの一部です。", i.alert_ids.len()),
+            Lang::Ja => format!(
+                "これは `{rc}` を起点とする{}件のアラートからなるインシデントの一部です。",
+                i.alert_ids.len()
+            ),
         });
-        let refs: Vec<&Alert> = around.iter().filter(|a| i.alert_ids.contains(&a.id)).collect();
+        let refs: Vec<&Alert> = around
+            .iter()
+            .filter(|a| i.alert_ids.contains(&a.id))
+            .collect();
         let t = targets(s, std::slice::from_ref(&i.workload), &refs);
         let steps = s.playbooks.remediation(&t, lang);
         if !steps.is_empty() {

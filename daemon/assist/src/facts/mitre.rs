@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use saker_incident::Incident;
 
-use super::{incident_alert_ids, q, workload_names, Built, FactSheet, Scope};
+use super::{incident_alert_ids, workload_names, Built, FactSheet, Scope};
 use crate::intent::Intent;
 use crate::lang::{tr, Lang};
 use crate::render::{fmt_time, Row, Section};
@@ -118,15 +118,20 @@ pub(super) fn build(s: &Scope) -> Built {
             .map(|ta| {
                 let ts: Vec<&TechniqueFacts> =
                     techs.iter().filter(|t| t.tactics.contains(ta)).collect();
-                let mut ids: Vec<String> =
-                    ts.iter().flat_map(|t| t.alert_ids.iter().cloned()).collect();
+                let mut ids: Vec<String> = ts
+                    .iter()
+                    .flat_map(|t| t.alert_ids.iter().cloned())
+                    .collect();
                 ids.sort();
                 ids.dedup();
                 Row {
                     cells: vec![
                         ta.clone(),
                         kb.tactic_name(ta).unwrap_or("-").to_string(),
-                        ts.iter().map(|t| t.id.clone()).collect::<Vec<_>>().join(", "),
+                        ts.iter()
+                            .map(|t| t.id.clone())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         ids.len().to_string(),
                     ],
                     alert_ids: ids,
@@ -156,10 +161,10 @@ pub(super) fn build(s: &Scope) -> Built {
     let ids = incident_alert_ids(&incs);
     let lines = vec![
         format!(
-            "techniques seen: {}",
+            "techniques: {}",
             techs
                 .iter()
-                .map(|t| q(kb.technique_name(&t.id).unwrap_or(&t.id)))
+                .map(|t| kb.technique_name(&t.id).unwrap_or(&t.id).to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

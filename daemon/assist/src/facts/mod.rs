@@ -24,7 +24,7 @@ use crate::filter::{self, SuggestedFilter, MAX_IDS_IN_FILTER};
 use crate::intent::Intent;
 use crate::knowledge::Knowledge;
 use crate::lang::{tr, Lang};
-use crate::playbook::{BinaryTarget, PodTarget, Playbooks, Targets};
+use crate::playbook::{BinaryTarget, Playbooks, PodTarget, Targets};
 use crate::render::{self, Section};
 use crate::session::Focus;
 use crate::Evidence;
@@ -42,11 +42,22 @@ pub struct FactSheet {
 }
 
 impl FactSheet {
-    /// The facts as the model's user message body.
+    /// The facts as the model's user message body: one sentence per line, so that
+    /// when the small model copies a line, the copy reads as a sentence.
     pub fn prompt_text(&self) -> String {
         self.lines
             .iter()
-            .map(|l| format!("- {l}"))
+            .map(|l| {
+                let mut c = l.chars();
+                let mut out: String = match c.next() {
+                    Some(f) => f.to_uppercase().chain(c).collect(),
+                    None => String::new(),
+                };
+                if !out.ends_with(['.', '!', '?', '"']) {
+                    out.push('.');
+                }
+                out
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -187,7 +198,11 @@ impl<'a> Scope<'a> {
             .filter(|e| e.kind != EntityKind::IncidentId)
             .cloned()
             .collect();
-        if self.entities.iter().any(|e| e.kind == EntityKind::IncidentId) {
+        if self
+            .entities
+            .iter()
+            .any(|e| e.kind == EntityKind::IncidentId)
+        {
             return None;
         }
         let mut parts = Vec::new();
@@ -205,7 +220,11 @@ impl<'a> Scope<'a> {
     pub fn filters_for(&self, ids: &[String], what: &str) -> Vec<SuggestedFilter> {
         let mut out = Vec::new();
         let (since, until) = self.time_bounds(ids);
-        let focused: BTreeSet<&str> = self.focused_alerts().iter().map(|a| a.id.as_str()).collect();
+        let focused: BTreeSet<&str> = self
+            .focused_alerts()
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect();
         let same = focused.len() == ids.len() && ids.iter().all(|i| focused.contains(i.as_str()));
         if same {
             if let Some(f) = self.scope_filter() {
@@ -233,7 +252,11 @@ impl<'a> Scope<'a> {
     }
 
     fn time_bounds(&self, ids: &[String]) -> (i64, i64) {
-        let times: Vec<i64> = ids.iter().filter_map(|i| self.alert(i)).map(|a| a.time_ns).collect();
+        let times: Vec<i64> = ids
+            .iter()
+            .filter_map(|i| self.alert(i))
+            .map(|a| a.time_ns)
+            .collect();
         match (times.iter().min(), times.iter().max()) {
             (Some(a), Some(b)) => (*a, b.saturating_add(1)),
             _ => (0, 0),
@@ -265,14 +288,20 @@ impl<'a> Scope<'a> {
             )
         };
         let text = match lang {
-            Lang::En => format!("No alerts match this scope{what}, so there is nothing to {} yet.", match intent {
-                Intent::Remediate | Intent::Isolate => "act on",
-                _ => "report",
-            }),
+            Lang::En => format!(
+                "No alerts match this scope{what}, so there is nothing to {} yet.",
+                match intent {
+                    Intent::Remediate | Intent::Isolate => "act on",
+                    _ => "report",
+                }
+            ),
             Lang::Ja => format!("この範囲{what}に該当するアラートはありません。"),
         };
         Built {
-            sections: vec![Section::text(tr(lang, "No evidence", "証拠なし"), text.clone())],
+            sections: vec![Section::text(
+                tr(lang, "No evidence", "証拠なし"),
+                text.clone(),
+            )],
             facts: FactSheet {
                 lines: vec!["alerts in scope: 0".into()],
                 fallback: text,
@@ -304,6 +333,40 @@ pub(crate) fn build(intent: Intent, s: &Scope) -> Result<Built, crate::AssistErr
 /// broken, quoted.
 pub(crate) fn q(s: &str) -> String {
     format!("\"{}\"", sanitize_untrusted(s))
+}
+
+/// The shortest useful name of a workload for the model (its name, else the pod, the
+/// container, or `host`): fewer prompt tokens than `namespace/workload`.
+pub(crate) fn short_name(w: &WorkloadKey) -> String {
+    if w.is_host() {
+        return "the host".into();
+    }
+    render::esc_str(
+        w.workload
+            .as_deref()
+            .or(w.pod.as_deref())
+            .or(w.container.as_deref())
+            .unwrap_or("-"),
+    )
+}
+
+/// "a, b and c" (at most `max` items, then "and N more").
+pub(crate) fn and_list(items: &[String], max: usize) -> String {
+    let mut v: Vec<String> = items.iter().take(max).cloned().collect();
+    if items.len() > max {
+        v.push(format!("{} more", items.len() - max));
+    }
+    match v.len() {
+        0 => String::new(),
+        1 => v.remove(0),
+        n => format!("{} and {}", v[..n - 1].join(", "), v[n - 1]),
+    }
+}
+
+/// A workload string inside a narrative: in backticks (so it reads as quoted data, not
+/// as the assistant's words) with control-token spellings broken.
+pub(crate) fn code(s: &str) -> String {
+    format!("`{}`", sanitize_untrusted(s).replace('`', "'"))
 }
 
 /// Sorted, deduplicated ids of incidents' alerts.
@@ -399,17 +462,11 @@ pub(crate) fn suspicious_exec(a: &Alert) -> bool {
     }
 }
 
-/// Technique ids of alerts in first-seen order.
-pub(crate) fn technique_ids<'x>(alerts: impl Iterator<Item = &'x Alert>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for a in alerts {
-        for t in &a.mitre_techniques {
-            if !out.contains(t) {
-                out.push(t.clone());
-            }
-        }
-    }
-    out
+/// Incidents ordered for display: most severe first, then earliest (a long tail of
+/// low-severity noise must not push the attack out of the detailed sections).
+pub(crate) fn most_severe_first(mut v: Vec<&Incident>) -> Vec<&Incident> {
+    v.sort_by(|a, b| (a.severity, a.start_ns, &a.id).cmp(&(b.severity, b.start_ns, &b.id)));
+    v
 }
 
 /// A number with its noun, e.g. "1 alert" / "3 alerts" ("3件のアラート" in Japanese).

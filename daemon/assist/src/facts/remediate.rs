@@ -27,7 +27,11 @@ fn affected(s: &Scope) -> Result<Option<(Affected, crate::session::Focus)>, Assi
         return Ok(None);
     }
     let b = blast_radius(s, &anchors)?;
-    let mut alert_ids: Vec<String> = b.incidents.iter().flat_map(|i| i.alert_ids.iter().cloned()).collect();
+    let mut alert_ids: Vec<String> = b
+        .incidents
+        .iter()
+        .flat_map(|i| i.alert_ids.iter().cloned())
+        .collect();
     alert_ids.sort();
     alert_ids.dedup();
     let alerts: Vec<Alert> = b
@@ -74,7 +78,9 @@ fn pods_table(lang: Lang, a: &Affected) -> Section {
                 alert_ids: a
                     .alerts
                     .iter()
-                    .filter(|x| x.event.ctx.container_id == w.container_id && x.event.ctx.node == w.node)
+                    .filter(|x| {
+                        x.event.ctx.container_id == w.container_id && x.event.ctx.node == w.node
+                    })
                     .map(|x| x.id.clone())
                     .collect(),
             })
@@ -164,22 +170,26 @@ pub(super) fn build_remediation(s: &Scope) -> Result<Built, AssistError> {
         v
     };
     let binaries: Vec<String> = {
-        let mut v: Vec<String> = a.targets.binaries.iter().map(|b| crate::render::esc_str(&b.path)).collect();
+        let mut v: Vec<String> = a
+            .targets
+            .binaries
+            .iter()
+            .map(|b| crate::render::esc_str(&b.path))
+            .collect();
         v.dedup();
         v
     };
-    let mut lines = vec![
-        format!(
-            "affected pods: {}",
-            pods.iter().take(5).map(|p| q(p)).collect::<Vec<_>>().join(", ")
-        ),
-        format!("namespaces: {}", nss.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")),
-    ];
+    let names: Vec<String> = a.workloads.iter().map(super::short_name).collect();
+    let mut lines = vec![format!(
+        "affected workloads: {} in {}",
+        super::and_list(&names, 4),
+        super::and_list(&nss, 3)
+    )];
     if let Some(b) = binaries.first() {
         lines.push(format!("malicious binary: {}", q(b)));
     }
     lines.push(
-        "steps: isolate the pods, delete them so clean copies start, rotate the credentials they could reach, rebuild the images, enable drift prevention"
+        "steps: isolate the pods, replace them, rotate their credentials, rebuild the images, enable drift prevention"
             .into(),
     );
     let fallback = match lang {
@@ -227,22 +237,31 @@ pub(super) fn build_isolation(s: &Scope) -> Result<Built, AssistError> {
                 ));
             }
             sections.push(Section::text(
-                tr(lang, "NetworkPolicy (deny all ingress and egress)", "NetworkPolicy（全ingress/egressを拒否）"),
+                tr(
+                    lang,
+                    "NetworkPolicy (deny all ingress and egress)",
+                    "NetworkPolicy（全ingress/egressを拒否）",
+                ),
                 md.trim_end().to_string(),
             ));
         }
     }
     let pods = pod_names(&a);
-    let mut nodes: Vec<String> = a.workloads.iter().map(|w| crate::render::esc_str(&w.node)).collect();
+    let mut nodes: Vec<String> = a
+        .workloads
+        .iter()
+        .map(|w| crate::render::esc_str(&w.node))
+        .collect();
     nodes.sort();
     nodes.dedup();
+    let names: Vec<String> = a.workloads.iter().map(super::short_name).collect();
     let lines = vec![
         format!(
-            "pods to isolate: {}",
-            pods.iter().take(5).map(|p| q(p)).collect::<Vec<_>>().join(", ")
+            "isolate {} on {}",
+            super::and_list(&names, 4),
+            super::and_list(&nodes, 2)
         ),
-        format!("nodes: {}", nodes.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")),
-        "order: capture evidence, apply the deny-all NetworkPolicy, cordon the node, scale the workloads to zero, rotate credentials".into(),
+        "order: save evidence, deny-all NetworkPolicy, cordon the node, scale to zero, rotate credentials".into(),
     ];
     let fallback = match lang {
         Lang::En => format!(

@@ -9,7 +9,9 @@ use super::root_cause::{boundary_text, sock};
 use super::{incident_alert_ids, q, Built, FactSheet, Scope};
 use crate::intent::Intent;
 use crate::lang::{tr, Lang};
-use crate::render::{cmdline, esc, esc_str, fmt_clock, fmt_time, opt, workload_short, Row, Section};
+use crate::render::{
+    cmdline, esc, esc_str, fmt_clock, fmt_time, opt, workload_short, Row, Section,
+};
 
 /// Incidents given a full timeline; the rest are in the incidents table only.
 const MAX_TIMELINES: usize = 3;
@@ -44,9 +46,26 @@ fn timeline(lang: Lang, inc: &Incident) -> Vec<Row> {
     rows.into_iter().map(|(_, _, r)| r).collect()
 }
 
+/// The first connection of the incidents: (time, incident id, process name, `ip:port`).
+fn first_connection(incs: &[&Incident]) -> Option<(i64, String, String, String)> {
+    let mut best: Option<(i64, String, String, String)> = None;
+    for inc in incs {
+        for n in &inc.attack_path.nodes {
+            for st in &n.steps {
+                if let Action::Connect { addr, port, .. } = &st.action {
+                    if best.as_ref().is_none_or(|b| st.time_ns < b.0) {
+                        best = Some((st.time_ns, inc.id.clone(), esc(&n.name), sock(addr, *port)));
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
 pub(super) fn build(s: &Scope) -> Built {
     let lang = s.lang;
-    let incs = s.focused_incidents();
+    let incs = super::most_severe_first(s.focused_incidents());
     if incs.is_empty() {
         return s.nothing(Intent::Report);
     }
@@ -158,51 +177,54 @@ pub(super) fn build(s: &Scope) -> Built {
         })
         .collect();
     sections.push(Section::list(
-        tr(lang, "What it means (MITRE ATT&CK)", "意味（MITRE ATT&CK、英語原文）"),
+        tr(
+            lang,
+            "What it means (MITRE ATT&CK)",
+            "意味（MITRE ATT&CK、英語原文）",
+        ),
         meaning,
         false,
     ));
 
     let first = incs[0];
     let prevented: usize = incs.iter().map(|i| i.prevented_alert_ids.len()).sum();
-    let mut lines = vec![
-        format!(
-            "{} incidents; first in {} at {}",
-            incs.len(),
-            q(&workload_short(&first.workload)),
-            fmt_time(first.start_ns)
-        ),
-        format!("root cause: {}", q(&cmdline(&first.root_cause.cmdline))),
-    ];
-    let path: Vec<String> = first
+    let kids: Vec<String> = first
         .attack_path
         .nodes
         .iter()
         .skip(1)
-        .take(3)
         .map(|n| q(&esc(&n.name)))
         .collect();
-    if !path.is_empty() {
-        lines.push(format!("it started: {}", path.join(", ")));
-    }
-    if let Some(c) = conns.first() {
-        lines.push(format!("connection: {} to {}", c.cells[1], c.cells[2]));
+    let mut lines = vec![
+        format!(
+            "{} incidents; the first in {}",
+            incs.len(),
+            super::short_name(&first.workload)
+        ),
+        format!(
+            "{} started {}",
+            q(&cmdline(&first.root_cause.cmdline)),
+            super::and_list(&kids, 3)
+        ),
+    ];
+    if let Some((_, inc, n, st)) = first_connection(&incs) {
+        let _ = inc;
+        lines.push(format!("{} connected to {st}", q(&n)));
     }
     lines.push(format!(
         "techniques: {}",
         techs
             .iter()
-            .take(5)
+            .take(4)
             .map(|t| kb.technique_name(&t.id).unwrap_or(&t.id).to_string())
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    lines.push(format!("blocked actions: {prevented}"));
+    if prevented > 0 {
+        lines.push(format!("{prevented} actions were blocked"));
+    }
 
-    let names: Vec<String> = techs
-        .iter()
-        .map(|t| kb.technique_label(&t.id))
-        .collect();
+    let names: Vec<String> = techs.iter().map(|t| kb.technique_label(&t.id)).collect();
     let fallback = match lang {
         Lang::En => {
             let mut t = format!(
@@ -226,7 +248,11 @@ pub(super) fn build(s: &Scope) -> Built {
             }
             t.push('.');
             if let Some(c) = conns.first() {
-                t.push_str(&format!(" {} connected to {}.", c.cells[1], c.cells[2]));
+                t.push_str(&format!(
+                    " {} connected to {}.",
+                    super::code(&c.cells[1]),
+                    c.cells[2]
+                ));
             }
             t.push_str(&format!(" The techniques are {}.", names.join(", ")));
             if prevented == 0 {
@@ -245,7 +271,11 @@ pub(super) fn build(s: &Scope) -> Built {
                 cmdline(&first.root_cause.cmdline),
             );
             if let Some(c) = conns.first() {
-                t.push_str(&format!("{} は {} に接続しました。", c.cells[1], c.cells[2]));
+                t.push_str(&format!(
+                    "{} は {} に接続しました。",
+                    super::code(&c.cells[1]),
+                    c.cells[2]
+                ));
             }
             t.push_str(&format!("確認された技術: {}。", names.join("、")));
             if prevented == 0 {

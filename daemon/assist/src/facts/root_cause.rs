@@ -12,17 +12,22 @@ use crate::render::{cmdline, esc, fmt_time, workload_short, Row, Section};
 pub(super) fn chain(inc: &Incident) -> Vec<String> {
     let mut out = Vec::new();
     for n in &inc.attack_path.nodes {
-        let what = n
-            .steps
-            .iter()
-            .find_map(|s| match &s.action {
-                Action::Exec { .. } => None,
-                Action::File { path, .. } => Some(format!("{} {}", file_verb(s), esc(path))),
-                Action::Connect { addr, port, .. } => Some(format!("connect {}", sock(addr, *port))),
-                _ => None,
-            });
+        let what = n.steps.iter().find_map(|s| match &s.action {
+            Action::Exec { .. } => None,
+            Action::File { path, .. } => Some(format!("{} {}", file_verb(s), esc(path))),
+            Action::Connect { addr, port, .. } => Some(format!("connect {}", sock(addr, *port))),
+            _ => None,
+        });
+        let cmd = cmdline(&n.cmdline);
+        // `chmod +x /tmp/x` needs no "(chmod /tmp/x)": say only what the command line
+        // does not show.
+        // A connection is the kernel's observation, not the command line's claim: kept.
+        let what = what.filter(|w| {
+            w.starts_with("connect ")
+                || !w.split_once(' ').is_some_and(|(_, obj)| cmd.contains(obj))
+        });
         let line = match what {
-            Some(w) if !n.cmdline.is_empty() => format!("{} ({w})", cmdline(&n.cmdline)),
+            Some(w) if !n.cmdline.is_empty() => format!("{cmd} ({w})"),
             Some(w) => format!("{} ({w})", esc(&n.exe)),
             None if !n.cmdline.is_empty() => cmdline(&n.cmdline),
             None => esc(&n.exe),
@@ -32,6 +37,17 @@ pub(super) fn chain(inc: &Incident) -> Vec<String> {
         }
     }
     out
+}
+
+/// A chain step for a narrative: the command line quoted, the observed action not
+/// (`cmd (connect ip:port)` → `` `cmd` (connect ip:port) ``).
+fn step_code(step: &str) -> String {
+    match step.rsplit_once(" (") {
+        Some((cmd, rest)) if rest.ends_with(')') && !rest.contains('`') => {
+            format!("{} ({rest}", super::code(cmd))
+        }
+        _ => super::code(step),
+    }
 }
 
 pub(super) fn sock(addr: &std::net::IpAddr, port: u16) -> String {
@@ -61,18 +77,22 @@ pub(super) fn boundary_text(lang: Lang, b: &Boundary) -> String {
             let why = match reason {
                 BoundaryReason::Plumbing => tr(lang, "container runtime", "コンテナランタイム"),
                 BoundaryReason::InitPid => tr(lang, "init", "init"),
-                BoundaryReason::OtherScope => tr(lang, "outside this workload", "このワークロード外"),
+                BoundaryReason::OtherScope => {
+                    tr(lang, "outside this workload", "このワークロード外")
+                }
             };
             format!("{} (pid {pid}, {why})", esc(name))
         }
-        Boundary::AncestryEnded => tr(lang, "unknown (ancestry ended)", "不明（祖先情報の終端）").into(),
+        Boundary::AncestryEnded => {
+            tr(lang, "unknown (ancestry ended)", "不明（祖先情報の終端）").into()
+        }
         Boundary::Cycle => tr(lang, "unknown (pid reuse)", "不明（PID再利用）").into(),
     }
 }
 
 pub(super) fn build(s: &Scope) -> Built {
     let lang = s.lang;
-    let incs = s.focused_incidents();
+    let incs = super::most_severe_first(s.focused_incidents());
     if incs.is_empty() {
         return s.nothing(Intent::RootCause);
     }
@@ -129,32 +149,31 @@ pub(super) fn build(s: &Scope) -> Built {
         .filter(|i| cmdline(&i.root_cause.cmdline) == rc_cmd)
         .collect();
     let ids = incident_alert_ids(&incs);
+    let kids: Vec<String> = first
+        .attack_path
+        .nodes
+        .iter()
+        .skip(1)
+        .map(|n| q(&esc(&n.name)))
+        .collect();
+    let parent = match &first.root_cause.boundary {
+        Boundary::Parent { name, .. } => esc(name),
+        _ => "unknown".into(),
+    };
     let mut lines = vec![
         format!(
-            "root cause process: {} pid {}, command line {}",
-            q(&esc(&first.root_cause.name)),
+            "root cause: {} (pid {}) in {}",
+            q(&rc_cmd),
             first.root_cause.pid,
-            q(&rc_cmd)
+            super::short_name(&first.workload)
         ),
-        format!(
-            "its parent is outside the container: {}",
-            boundary_text(Lang::En, &first.root_cause.boundary)
-        ),
-        format!("workload: {}", q(&workload_short(&first.workload))),
+        format!("its parent {} is outside the container", q(&parent)),
     ];
-    if steps.len() > 1 {
-        lines.push(format!(
-            "it started: {}",
-            steps[1..]
-                .iter()
-                .take(4)
-                .map(|x| q(x))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    if !kids.is_empty() {
+        lines.push(format!("it started {}", super::and_list(&kids, 3)));
     }
     if same.len() > 1 {
-        lines.push(format!("the same command line started {} incidents", same.len()));
+        lines.push(format!("the same script started {} incidents", same.len()));
     }
     let fallback = match lang {
         Lang::En => {
@@ -165,7 +184,8 @@ pub(super) fn build(s: &Scope) -> Built {
                 boundary_text(lang, &first.root_cause.boundary)
             );
             if steps.len() > 1 {
-                t.push_str(&format!(" It then ran {}.", steps[1..].join(", then ")));
+                let ran: Vec<String> = steps[1..].iter().map(|x| step_code(x)).collect();
+                t.push_str(&format!(" It then ran {}.", ran.join(", then ")));
             }
             if same.len() > 1 {
                 t.push_str(&format!(
@@ -183,7 +203,14 @@ pub(super) fn build(s: &Scope) -> Built {
                 boundary_text(lang, &first.root_cause.boundary)
             );
             if steps.len() > 1 {
-                t.push_str(&format!("その後 {} が実行されました。", steps[1..].join("、")));
+                t.push_str(&format!(
+                    "その後 {} が実行されました。",
+                    steps[1..]
+                        .iter()
+                        .map(|x| step_code(x))
+                        .collect::<Vec<_>>()
+                        .join("、")
+                ));
             }
             if same.len() > 1 {
                 t.push_str(&format!(

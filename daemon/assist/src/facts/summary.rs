@@ -158,36 +158,67 @@ pub(super) fn build(s: &Scope) -> Built {
         }
     }
     // Most alerts first; ties by name, so the order is stable.
-    groups.sort_by(|a, b| b.alert_ids.len().cmp(&a.alert_ids.len()).then(a.policy.cmp(&b.policy)));
+    groups.sort_by(|a, b| {
+        b.alert_ids
+            .len()
+            .cmp(&a.alert_ids.len())
+            .then(a.policy.cmp(&b.policy))
+    });
 
     let incidents = s.focused_incidents();
-    let worst = alerts.iter().map(|a| a.severity).min().unwrap_or(Severity::Informational);
+    let worst = alerts
+        .iter()
+        .map(|a| a.severity)
+        .min()
+        .unwrap_or(Severity::Informational);
     let first = alerts.iter().map(|a| a.time_ns).min().unwrap_or(0);
     let last = alerts.iter().map(|a| a.time_ns).max().unwrap_or(0);
     let blocked: usize = alerts.iter().filter(|a| a.prevented).count();
     let ids: Vec<String> = render::union_ids(std::iter::once(
-        alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>().as_slice(),
+        alerts
+            .iter()
+            .map(|a| a.id.clone())
+            .collect::<Vec<_>>()
+            .as_slice(),
     ));
 
     let mut sections = Vec::new();
     let mut overview = vec![
         row(tr(lang, "Alerts", "アラート数"), alerts.len().to_string()),
-        row(tr(lang, "Incidents", "インシデント数"), incidents.len().to_string()),
-        row(tr(lang, "Workloads", "ワークロード数"), workloads.len().to_string()),
-        row(tr(lang, "Highest severity", "最高重大度"), worst.as_str().to_string()),
+        row(
+            tr(lang, "Incidents", "インシデント数"),
+            incidents.len().to_string(),
+        ),
+        row(
+            tr(lang, "Workloads", "ワークロード数"),
+            workloads.len().to_string(),
+        ),
+        row(
+            tr(lang, "Highest severity", "最高重大度"),
+            worst.as_str().to_string(),
+        ),
         row(
             tr(lang, "Time range", "期間"),
             format!("{} – {}", fmt_time(first), fmt_time(last)),
         ),
-        row(tr(lang, "Blocked alerts", "ブロックされたアラート"), blocked.to_string()),
+        row(
+            tr(lang, "Blocked alerts", "ブロックされたアラート"),
+            blocked.to_string(),
+        ),
     ];
     if let Some(c) = s.context {
-        overview.push(row(tr(lang, "Context filter", "コンテキストフィルタ"), c.to_string()));
+        overview.push(row(
+            tr(lang, "Context filter", "コンテキストフィルタ"),
+            c.to_string(),
+        ));
     }
     sections.push(
         Section::table(
             tr(lang, "Overview", "概要"),
-            vec![tr(lang, "Item", "項目").into(), tr(lang, "Value", "値").into()],
+            vec![
+                tr(lang, "Item", "項目").into(),
+                tr(lang, "Value", "値").into(),
+            ],
             overview,
         )
         .with_alerts(ids.clone()),
@@ -209,7 +240,11 @@ pub(super) fn build(s: &Scope) -> Built {
                     g.alert_ids.len().to_string(),
                     severities_text(&g.severities),
                     g.workloads.join(", "),
-                    g.rules.iter().map(|r| esc_str(r)).collect::<Vec<_>>().join("; "),
+                    g.rules
+                        .iter()
+                        .map(|r| esc_str(r))
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ],
                 alert_ids: g.alert_ids.clone(),
             })
@@ -217,7 +252,11 @@ pub(super) fn build(s: &Scope) -> Built {
     ));
     if !binaries.is_empty() {
         sections.push(Section::table(
-            tr(lang, "Drifted and malicious binaries", "ドリフト／悪意のあるバイナリ"),
+            tr(
+                lang,
+                "Drifted and malicious binaries",
+                "ドリフト／悪意のあるバイナリ",
+            ),
             vec![
                 tr(lang, "Binary", "バイナリ").into(),
                 tr(lang, "Outcome", "結果").into(),
@@ -262,36 +301,39 @@ pub(super) fn build(s: &Scope) -> Built {
             .collect(),
     ));
 
-    // Fact sheet: the counts and names the narrative may use.
+    // Fact sheet: few tokens (the prompt is processed on every question).
     let by_policy: Vec<String> = groups
         .iter()
-        .map(|g| format!("{} {}", q(&esc_str(&g.policy)), g.alert_ids.len()))
+        .map(|g| format!("{} {}", esc_str(&g.policy), g.alert_ids.len()))
         .collect();
     let mut lines = vec![
         format!(
-            "{} alerts in {} workloads, {} incidents",
+            "{} alerts in {} workloads; highest severity {}",
             alerts.len(),
             workloads.len(),
-            incidents.len()
+            worst.as_str()
         ),
-        format!("alerts by policy: {}", by_policy.join(", ")),
-        format!("highest severity: {}", worst.as_str()),
+        format!("by policy: {}", by_policy.join(", ")),
     ];
-    for b in binaries.iter().take(3) {
-        lines.push(format!(
-            "binary {}: ran {} times, blocked {} times, in {} workloads",
-            q(&b.path),
-            b.ran,
-            b.blocked,
-            b.workloads.len()
-        ));
+    for b in binaries.iter().take(2) {
+        lines.push(match b.blocked {
+            0 => format!("{} ran {} times and was never blocked", q(&b.path), b.ran),
+            k => format!(
+                "{} was blocked {k} times and ran {} times",
+                q(&b.path),
+                b.ran
+            ),
+        });
     }
 
     let fallback = narrative(lang, &alerts.len(), &workloads, &groups, worst, &binaries);
     let mut notes = Vec::new();
     if s.truncated {
         notes.push(match s.total {
-            Some(t) => format!("Only the {} most recent of {t} alerts were read.", s.alerts.len()),
+            Some(t) => format!(
+                "Only the {} most recent of {t} alerts were read.",
+                s.alerts.len()
+            ),
             None => format!("Only the {} most recent alerts were read.", s.alerts.len()),
         });
     }
@@ -341,7 +383,13 @@ fn narrative(
         Lang::En => format!(
             "{} in {}: {}. The highest severity is {}.",
             count_of(lang, *n, "alert", "alerts", "件のアラート"),
-            count_of(lang, workloads.len(), "workload", "workloads", "つのワークロード"),
+            count_of(
+                lang,
+                workloads.len(),
+                "workload",
+                "workloads",
+                "つのワークロード"
+            ),
             parts.join(", "),
             worst.as_str()
         ),
@@ -355,21 +403,36 @@ fn narrative(
     };
     for b in binaries.iter().take(2) {
         let w = b.workloads.len();
-        out.push(' ');
+        if lang == Lang::En {
+            out.push(' ');
+        }
         out.push_str(&match (lang, b.blocked, b.ran) {
             (Lang::En, 0, _) => format!(
                 "{} ran in {} and was never blocked.",
-                b.path,
+                super::code(&b.path),
                 count_of(lang, w, "workload", "workloads", "")
             ),
-            (Lang::En, k, 0) => format!("{} was blocked {k} times before it ran.", b.path),
-            (Lang::En, k, r) => format!("{} was blocked {k} times and ran {r} times.", b.path),
+            (Lang::En, k, 0) => format!(
+                "{} was blocked {k} times before it ran.",
+                super::code(&b.path)
+            ),
+            (Lang::En, k, r) => format!(
+                "{} was blocked {k} times and ran {r} times.",
+                super::code(&b.path)
+            ),
             (Lang::Ja, 0, _) => format!(
                 "{}は{}つのワークロードで実行され、ブロックされませんでした。",
-                b.path, w
+                super::code(&b.path),
+                w
             ),
-            (Lang::Ja, k, 0) => format!("{}は実行前に{k}回ブロックされました。", b.path),
-            (Lang::Ja, k, r) => format!("{}は{k}回ブロックされ、{r}回実行されました。", b.path),
+            (Lang::Ja, k, 0) => format!(
+                "{}は実行前に{k}回ブロックされました。",
+                super::code(&b.path)
+            ),
+            (Lang::Ja, k, r) => format!(
+                "{}は{k}回ブロックされ、{r}回実行されました。",
+                super::code(&b.path)
+            ),
         });
     }
     out
