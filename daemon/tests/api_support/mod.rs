@@ -203,6 +203,8 @@ pub struct Opts {
     pub tcp_ip: Option<Ipv4Addr>,
     /// Certificates to share with other nodes (default: made for this one).
     pub certs: Option<Certs>,
+    /// Load the real models (models/weights, from `cargo xtask fetch-model`).
+    pub models: bool,
 }
 
 /// A running daemon with the API in front of it.
@@ -256,7 +258,15 @@ impl Env {
             limits: opts.limits,
         };
         let server = rt
-            .block_on(ApiServer::start(daemon.clone(), assistant(), cfg))
+            .block_on(ApiServer::start(
+                daemon.clone(),
+                if opts.models {
+                    assistant_with_models()
+                } else {
+                    assistant()
+                },
+                cfg,
+            ))
             .expect("the API server starts");
         let tcp = server.tcp_addr();
         Env {
@@ -325,6 +335,30 @@ pub fn assistant() -> Option<Arc<saker_assist::Assistant>> {
     Some(Arc::new(
         saker_assist::Assistant::new(saker_assist::AssistConfig::default())
             .expect("the assistant starts"),
+    ))
+}
+
+/// The assistant with the default models (SmolLM2 Q8_0 and MiniLM), as sakerd loads them.
+pub fn assistant_with_models() -> Option<Arc<saker_assist::Assistant>> {
+    let dir = std::env::var_os("SAKER_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/weights"))
+        });
+    let model = dir.join("smollm2-135m-instruct.q8_0.gguf");
+    assert!(
+        model.exists(),
+        "{} is missing: run `cargo xtask fetch-model`",
+        model.display()
+    );
+    Some(Arc::new(
+        saker_assist::Assistant::new(saker_assist::AssistConfig {
+            model_path: Some(model),
+            embedder_dir: Some(dir.join("minilm")),
+            threads: 1,
+            ..saker_assist::AssistConfig::default()
+        })
+        .expect("the assistant starts with the models"),
     ))
 }
 
