@@ -97,7 +97,7 @@ fn every_default_rule_loads_with_policy_and_mitre() {
     let report = d.report();
     assert!(report.skipped.is_empty(), "skipped: {:?}", report.skipped);
     let rules = d.rules();
-    assert_eq!(rules.len(), 15);
+    assert_eq!(rules.len(), 16);
     for r in rules.rules() {
         assert!(r.policy.is_some(), "{} has a policy", r.name);
         assert!(
@@ -174,6 +174,10 @@ fn the_mission_chain_fires_the_expected_rules() {
     assert!(alerts
         .iter()
         .any(|a| a.policy.as_deref() == Some("Malicious Binary Detection")));
+
+    let pool = ["/tmp/xmr", "-o", "gulf.moneroocean.stream:10128"];
+    let e = in_container(with_args(exec("/tmp/xmr", false), &pool), "xmr", &pool, "sh");
+    assert_eq!(rules_for(&d, &e), vec!["Malware - Mining Pool Domain In Command Line"]);
 
     let connect = in_container(
         Body::Connect(Connect {
@@ -277,7 +281,7 @@ fn a_broken_rules_file_is_refused_with_its_position_and_keeps_the_last_good_rule
     .unwrap();
     let err = d.reload().expect_err("broken file").to_string();
     assert!(err.contains("r.yaml:3:"), "{err}");
-    assert_eq!(d.rules().len(), 15, "the last good rules stay active");
+    assert_eq!(d.rules().len(), 16, "the last good rules stay active");
     let _ = evaluate(
         &d.rules(),
         d.fields(),
