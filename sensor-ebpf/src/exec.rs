@@ -13,7 +13,7 @@ use saker_common::{class, flag, kind, ExecEvent, ARGS_LEN};
 
 use crate::{
     kernel,
-    output::{count_drop, fill_header, wanted, EVENTS, PREVENT_ALLOW},
+    output::{count_drop, fill_header, wakeup_flags, wanted, EVENTS, PREVENT_ALLOW},
 };
 
 const SIGKILL: u32 = 9;
@@ -89,6 +89,6 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         }
         (*ev).hdr.flags = flags;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }

@@ -6,7 +6,7 @@ use aya_ebpf::{
 use saker_common::{class, flag, kind, FileEvent, PATH_LEN};
 
 use crate::{
-    output::{count_drop, fill_header, EVENTS},
+    output::{count_drop, fill_header, wakeup_flags, EVENTS},
     syscall::{arg, remember, ret, take, Pending},
 };
 
@@ -200,7 +200,7 @@ fn finish(ctx: &TracePointContext) {
             }
         }
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }
 
 macro_rules! exit_program {

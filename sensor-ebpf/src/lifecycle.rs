@@ -5,7 +5,7 @@ use saker_common::{class, kind, ExitEvent, ForkEvent};
 
 use crate::{
     kernel,
-    output::{count_drop, fill_header, wanted, EVENTS},
+    output::{count_drop, fill_header, wakeup_flags, wanted, EVENTS},
 };
 
 /// raw_tp args: (struct task_struct *parent, struct task_struct *child); runs in the parent.
@@ -32,7 +32,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
         (*ev).hdr.pid = pid;
         (*ev).hdr.tgid = tgid;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }
 
@@ -56,6 +56,6 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
         (*ev).exit_code = kernel::task_exit_code(task);
         (*ev)._pad = 0;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }

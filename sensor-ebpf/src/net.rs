@@ -4,7 +4,7 @@ use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::Trace
 use saker_common::{class, kind, ConnectEvent};
 
 use crate::{
-    output::{count_drop, fill_header, EVENTS},
+    output::{count_drop, fill_header, wakeup_flags, EVENTS},
     syscall::{arg, remember, ret, take, Pending},
 };
 
@@ -66,6 +66,6 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
         }
         (*ev).addr = addr;
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
     0
 }

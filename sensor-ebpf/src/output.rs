@@ -86,3 +86,22 @@ pub fn fill_header(hdr: *mut Header, kind: u32) {
         (*hdr).comm = bpf_get_current_comm().unwrap_or([0; 16]);
     }
 }
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_RING_SIZE: u64 = 1;
+
+/// Submit flags: no wakeup per record (userspace drains the ring on a short timer, so a
+/// burst costs one wakeup instead of one per event), except when the ring is a quarter
+/// full, so a burst is drained before it can overflow.
+#[inline(always)]
+pub fn wakeup_flags() -> u64 {
+    let avail = EVENTS.query(BPF_RB_AVAIL_DATA);
+    let size = EVENTS.query(BPF_RB_RING_SIZE);
+    if avail.saturating_mul(4) >= size {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
