@@ -176,8 +176,16 @@ fn the_mission_chain_fires_the_expected_rules() {
         .any(|a| a.policy.as_deref() == Some("Malicious Binary Detection")));
 
     let pool = ["/tmp/xmr", "-o", "gulf.moneroocean.stream:10128"];
-    let e = in_container(with_args(exec("/tmp/xmr", false), &pool), "xmr", &pool, "sh");
-    assert_eq!(rules_for(&d, &e), vec!["Malware - Mining Pool Domain In Command Line"]);
+    let e = in_container(
+        with_args(exec("/tmp/xmr", false), &pool),
+        "xmr",
+        &pool,
+        "sh",
+    );
+    assert_eq!(
+        rules_for(&d, &e),
+        vec!["Malware - Mining Pool Domain In Command Line"]
+    );
 
     let connect = in_container(
         Body::Connect(Connect {
