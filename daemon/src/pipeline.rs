@@ -76,16 +76,16 @@ impl Pipeline {
 
     /// Fills container metadata into an event (used again when pending metadata arrives).
     pub fn fill_container(&self, ev: &mut Enriched) {
-        let Some(id) = ev.ctx.container_id.clone() else {
-            return;
-        };
+        // The container ref (with its runtime) as resolved when the event was enriched.
+        if let Some(Some(c)) = self.cgroups.cached(ev.event.process.cgroup_id) {
+            self.apply_meta(&c, ev);
+        }
+    }
+
+    /// Sets the container's metadata on `ev` from the cache, or flags it pending.
+    fn apply_meta(&self, c: &saker_enrich::ContainerRef, ev: &mut Enriched) {
         let Some(meta) = &self.meta else { return };
-        let cref = saker_enrich::ContainerRef {
-            id: id.clone(),
-            runtime: saker_enrich::Runtime::Containerd,
-            pod_uid: None,
-        };
-        match meta.lookup(&cref) {
+        match meta.lookup(c) {
             Lookup::Ready(m) => {
                 ev.ctx.container = Some((*m).clone());
                 ev.ctx.meta_pending = false;
@@ -135,13 +135,7 @@ impl Pipeline {
         };
         if let Some(c) = &cref {
             ev.ctx.container_id = Some(c.id.clone());
-            if let Some(meta) = &self.meta {
-                match meta.lookup(c) {
-                    Lookup::Ready(m) => ev.ctx.container = Some((*m).clone()),
-                    Lookup::Pending => ev.ctx.meta_pending = true,
-                    Lookup::NotFound => {}
-                }
-            }
+            self.apply_meta(c, &mut ev);
         }
 
         // Hash executables that matter: everything when an IoC list is loaded, otherwise
