@@ -168,7 +168,14 @@ impl fmt::Display for Expr {
             Expr::Check(c) => {
                 f.write_str(&c.field)?;
                 if let Some(a) = &c.arg {
-                    write!(f, "[{a}]")?;
+                    // An argument that was quoted may hold characters that end a bare one.
+                    if a.contains(crate::lexer::ends_bare_arg) {
+                        f.write_str("[")?;
+                        write_quoted(f, a)?;
+                        f.write_str("]")?;
+                    } else {
+                        write!(f, "[{a}]")?;
+                    }
                 }
                 if let Some(op) = c.op {
                     write!(f, " {}", op.as_str())?;

@@ -90,7 +90,7 @@ fn ends_bare(c: char) -> bool {
 }
 
 /// Characters that end a bare field argument (`RGX_FIELDARGBARESTR`).
-fn ends_bare_arg(c: char) -> bool {
+pub(crate) fn ends_bare_arg(c: char) -> bool {
     matches!(
         c,
         ' ' | '\t' | '\n' | '\r' | '\x08' | '\x0c' | '[' | ']' | '"' | '\''
