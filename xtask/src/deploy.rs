@@ -32,6 +32,19 @@ const TOOLS: &[&str] = &[
     "helm-python-sdk==0.2.2",
 ];
 
+/// The helm-python-sdk wheel carries its 85 MB library three times (`.so`, `.so.0`,
+/// `.so.0.2.2`: wheels have no symlinks). Identical copies become hard links (-170 MB).
+const DEDUP_HELM_LIB: &str = r#"
+import filecmp, os, sysconfig
+d = os.path.join(sysconfig.get_paths()["purelib"], "helm_python", "lib")
+first = os.path.join(d, "libhelm_c.so")
+for n in sorted(os.listdir(d)):
+    p = os.path.join(d, n)
+    if not os.path.samefile(p, first) and filecmp.cmp(p, first, shallow=False):
+        os.unlink(p)
+        os.link(first, p)
+"#;
+
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CheckArgs {
     /// Regenerate deploy/daemonset.yaml from the chart's default render and the chart's
@@ -74,9 +87,17 @@ pub fn ensure_tools() -> Result<PathBuf> {
         crate::setup::sh("python3", &["-m", "venv", &venv.to_string_lossy()])
             .context("creating the deploy tools venv (Debian: python3-venv)")?;
     }
-    let mut args = vec!["-m", "pip", "install", "-q", "--disable-pip-version-check"];
+    let mut args = vec![
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--no-cache-dir",
+    ];
     args.extend(TOOLS);
     crate::setup::sh(&python.to_string_lossy(), &args)?;
+    crate::setup::sh(&python.to_string_lossy(), &["-c", DEDUP_HELM_LIB])?;
     std::fs::write(&stamp, want)?;
     Ok(venv)
 }
