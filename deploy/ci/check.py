@@ -5,10 +5,11 @@
   helm-python-sdk): defaults and deploy/ci/values-*.yaml.
 - deploy/daemonset.yaml must be equivalent (same objects, same fields; comments and
   formatting aside) to the default render; --write regenerates it.
-- The chart's copy of the rules must equal rules/saker_rules.yaml; --write copies it.
 - Every key of the rendered saker.toml must exist, with the same type, in the documented
   default config daemon/config/saker.toml (which lists every key), and the files it names
-  (store, sockets, TLS, token) must be on one of the container's volumes.
+  (store, sockets, TLS, token, rules) must be on one of the container's volumes (a
+  ConfigMap's file must be one of its keys) or, for /etc/saker/rules/, in rules/ (the
+  image copies rules/ there).
 - The pod keeps its security posture: not privileged, exactly the reviewed capabilities.
 - Every object validates against the Kubernetes JSON schemas (kubernetes-validate,
   strict: unknown fields are errors) of the oldest and newest supported releases.
@@ -131,10 +132,6 @@ def check_config(name, docs, shipped, fail):
             elif type(value) is not type(shipped[key]):
                 fail.add(f"{name}: saker.toml {key} = {value!r}: daemon/config/saker.toml "
                          f"has a {type(shipped[key]).__name__}")
-        for p in cfg.get("rules", {}).get("paths", []):
-            rel = p.removeprefix("/etc/saker/")
-            if rel not in cm["data"] and rel.removeprefix("rules/") not in cm["data"]:
-                fail.add(f"{name}: rules path {p} is not in the ConfigMap")
 
 
 # Paths in saker.toml that must be provided by one of the container's mounts.
@@ -142,34 +139,52 @@ MOUNTED_KEYS = ["store.path", "api.socket", "api.tls_cert", "api.tls_key",
                 "api.tls_client_ca", "api.token_file", "containerd.socket"]
 
 
-def check_paths(name, docs, fail):
-    cfg = None
+def check_paths(name, docs, root, fail):
+    cfg, configmaps = None, {}
     for _, d in docs:
         if d["kind"] == "ConfigMap":
-            cfg = dict(flat_keys(tomllib.loads(d["data"]["saker.toml"])))
+            configmaps[d["metadata"]["name"]] = d["data"]
+            if "saker.toml" in d["data"]:
+                cfg = dict(flat_keys(tomllib.loads(d["data"]["saker.toml"])))
     for _, d in docs:
         if d["kind"] != "DaemonSet" or cfg is None:
             continue
         volumes = {v["name"]: v for v in d["spec"]["template"]["spec"].get("volumes", [])}
         for c in d["spec"]["template"]["spec"]["containers"]:
-            for key in MOUNTED_KEYS:
-                path = cfg.get(key, "")
+            mounts = c.get("volumeMounts", [])
+            wanted = [(k, cfg.get(k, "")) for k in MOUNTED_KEYS]
+            wanted += [("rules.paths", p) for p in cfg.get("rules.paths", [])]
+            args = c.get("args", [])
+            if "--config" in args:
+                wanted.append(("--config", args[args.index("--config") + 1]))
+            for key, path in wanted:
                 if key == "containerd.socket" and not cfg.get("containerd.enabled", True):
                     continue
-                if path and not on_volume(path, c.get("volumeMounts", []), volumes):
-                    fail.add(f"{name}: saker.toml {key} = {path!r} is on no volume of "
-                             f"container {c['name']}")
+                if not path:
+                    continue
+                if key == "rules.paths" and path.startswith("/etc/saker/rules/"):
+                    if not (root / "rules" / path.removeprefix("/etc/saker/rules/")).is_file():
+                        fail.add(f"{name}: rules path {path}: the image has no such file "
+                                 "(it copies rules/ to /etc/saker/rules/)")
+                elif not on_volume(path, mounts, volumes, configmaps):
+                    fail.add(f"{name}: {key} = {path!r} is on no volume of container "
+                             f"{c['name']}")
 
 
-def on_volume(path, mounts, volumes):
-    """Whether `path` is provided by a mount: under its mountPath and, for a ConfigMap
-    volume with items, one of its items."""
+def on_volume(path, mounts, volumes, configmaps):
+    """Whether `path` is provided by a mount: under its mountPath and, for a ConfigMap of
+    this render, one of its items or keys."""
     for m in mounts:
         prefix = m["mountPath"].rstrip("/") + "/"
         if not path.startswith(prefix):
             continue
-        items = (volumes.get(m["name"], {}).get("configMap") or {}).get("items")
-        if items is None or path[len(prefix):] in [i["path"] for i in items]:
+        cm = volumes.get(m["name"], {}).get("configMap")
+        if cm is None:
+            return True
+        rel = path[len(prefix):]
+        items = cm.get("items")
+        files = [i["path"] for i in items] if items else list(configmaps.get(cm["name"], {}))
+        if rel in files:
             return True
     return False
 
@@ -223,15 +238,6 @@ def main():
     a.out.mkdir(parents=True, exist_ok=True)
     fail = Failures()
 
-    rules, rules_copy = root / "rules/saker_rules.yaml", chart / "files/saker_rules.yaml"
-    if rules_copy.read_bytes() != rules.read_bytes():
-        if a.write:
-            rules_copy.write_bytes(rules.read_bytes())
-            print(f"[deploy] wrote {rules_copy.relative_to(root)}", file=sys.stderr)
-        else:
-            fail.add(f"{rules_copy.relative_to(root)} differs from rules/saker_rules.yaml "
-                     "(cargo xtask deploy-check --write)")
-
     shipped = dict(flat_keys(tomllib.loads((root / "daemon/config/saker.toml").read_text())))
     variants = [("default", {})] + [
         (p.stem, yaml.safe_load(p.read_text()) or {})
@@ -250,7 +256,7 @@ def main():
         (a.out / f"{name}.yaml").write_text(manifest_text(out))
         check_config(name, docs, shipped, fail)
         check_pod(name, docs, fail)
-        check_paths(name, docs, fail)
+        check_paths(name, docs, root, fail)
         validated += validate(name, docs, fail)
         if name == "default":
             text = manifest_text(out)

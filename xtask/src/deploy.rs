@@ -47,8 +47,7 @@ for n in sorted(os.listdir(d)):
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CheckArgs {
-    /// Regenerate deploy/daemonset.yaml from the chart's default render and the chart's
-    /// copy of rules/saker_rules.yaml, then check.
+    /// Regenerate deploy/daemonset.yaml from the chart's default render, then check.
     #[arg(long)]
     pub write: bool,
 }

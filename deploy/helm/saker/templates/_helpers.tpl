@@ -15,10 +15,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
-{{/* TOML array items: the default rules, then extraRules in name order. */}}
+{{/* TOML array items: the image's default rules, the ConfigMap's local rules, then
+     extraRules in name order. */}}
 {{- define "saker.rulePaths" -}}
-"/etc/saker/rules/saker_rules.yaml"
-{{- range $name, $_ := .Values.extraRules }}, "/etc/saker/rules/{{ $name }}"{{ end }}
+"/etc/saker/rules/saker_rules.yaml", "/etc/saker/k8s/local_rules.yaml"
+{{- range $name, $_ := .Values.extraRules }}, "/etc/saker/k8s/{{ $name }}"{{ end }}
 {{- end }}
 
 {{/* `saker node` over the unix socket: exit 0 only when the daemon answered. */}}
