@@ -1,12 +1,20 @@
 //! File activity: opens that create/write/truncate, chmod family, memfd_create, unlink.
+//!
+//! Two ways in, same records: fexit programs on the `__x64_sys_*` functions (arguments
+//! from the saved user registers and the result in one program, no map; preferred), and
+//! syscall tracepoint pairs (arguments remembered at sys_enter in `PENDING`, emitted at
+//! sys_exit) where fexit cannot attach. The loader picks per syscall.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_user_str_bytes, macros::tracepoint, programs::TracePointContext,
+    helpers::bpf_probe_read_user_str_bytes,
+    macros::{fexit, tracepoint},
+    programs::{FExitContext, TracePointContext},
 };
 use saker_common::{class, flag, kind, FileEvent, PATH_LEN};
 
 use crate::{
-    output::{count_drop, fill_header, wakeup_flags, EVENTS},
+    kernel::sys_arg,
+    output::{count_drop, fill_header, wakeup_flags, wanted, EVENTS},
     syscall::{arg, remember, ret, take, Pending},
 };
 
@@ -33,9 +41,16 @@ fn is_sensitive(ptr: u64) -> bool {
     &head == SENSITIVE[0] || &head == SENSITIVE[1] || &head == SENSITIVE[2]
 }
 
+/// Whether an open is reported: flags first (no memory read), the path only for read-only
+/// opens.
+#[inline(always)]
+fn open_reported(ptr: u64, flags: u32) -> bool {
+    flags & WRITE_MASK != 0 || is_sensitive(ptr)
+}
+
 #[inline(always)]
 fn remember_open(dfd: i32, ptr: u64, flags: u32, mode: u32) {
-    if flags & WRITE_MASK != 0 || is_sensitive(ptr) {
+    if open_reported(ptr, flags) {
         remember(
             class::FILE,
             &Pending::new(kind::OPEN, dfd, ptr, flags, mode),
@@ -167,29 +182,23 @@ pub fn sys_enter_unlinkat(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Shared by every file syscall's exit: emit what was remembered, with the result.
+/// Writes one file record (the caller checked `wanted(class::FILE)`).
 #[inline(always)]
-fn finish(ctx: &TracePointContext) {
-    let Some(p) = take() else {
-        return;
-    };
-    if p.kind == saker_common::kind::CONNECT {
-        return;
-    }
+fn emit(kind: u32, dfd: i32, ptr: u64, flags: u32, mode: u32, ret: i64) {
     let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {
         count_drop(class::FILE);
         return;
     };
     let ev = entry.as_mut_ptr();
     unsafe {
-        fill_header(&mut (*ev).hdr, p.kind);
-        (*ev).ret = ret(ctx);
-        (*ev).dfd = p.dfd;
-        (*ev).flags = p.flags;
-        (*ev).mode = p.mode;
+        fill_header(&mut (*ev).hdr, kind);
+        (*ev).ret = ret;
+        (*ev).dfd = dfd;
+        (*ev).flags = flags;
+        (*ev).mode = mode;
         (*ev).path_len = 0;
-        if p.ptr != 0 {
-            match bpf_probe_read_user_str_bytes(p.ptr as *const u8, &mut (*ev).path) {
+        if ptr != 0 {
+            match bpf_probe_read_user_str_bytes(ptr as *const u8, &mut (*ev).path) {
                 Ok(s) => {
                     (*ev).path_len = s.len() as u32;
                     if s.len() >= PATH_LEN - 1 {
@@ -201,6 +210,18 @@ fn finish(ctx: &TracePointContext) {
         }
     }
     entry.submit(wakeup_flags());
+}
+
+/// Shared by every file syscall's exit tracepoint: emit what was remembered, with the result.
+#[inline(always)]
+fn finish(ctx: &TracePointContext) {
+    let Some(p) = take() else {
+        return;
+    };
+    if p.kind == saker_common::kind::CONNECT {
+        return;
+    }
+    emit(p.kind, p.dfd, p.ptr, p.flags, p.mode, ret(ctx));
 }
 
 macro_rules! exit_program {
@@ -223,3 +244,129 @@ exit_program!(sys_exit_fchmodat2, "sys_exit_fchmodat2");
 exit_program!(sys_exit_memfd_create, "sys_exit_memfd_create");
 exit_program!(sys_exit_unlink, "sys_exit_unlink");
 exit_program!(sys_exit_unlinkat, "sys_exit_unlinkat");
+
+// ---- From the saved user registers and the result: shared by the fexit programs on
+// `__x64_sys_*` and the raw `sys_exit` dispatcher (syscall.rs). No map, one program per
+// syscall.
+
+/// Emits unless the class is off or the task is excluded.
+#[inline(always)]
+fn emit_wanted(kind: u32, dfd: i32, ptr: u64, flags: u32, mode: u32, ret: i64) {
+    if wanted(class::FILE).is_some() {
+        emit(kind, dfd, ptr, flags, mode, ret);
+    }
+}
+
+#[inline(always)]
+pub fn on_openat(regs: *const u8, ret: i64) {
+    // The hottest syscall: flags, then (read-only) the path prefix, before anything else.
+    let flags = sys_arg::<2>(regs) as u32;
+    let ptr = sys_arg::<1>(regs);
+    if !open_reported(ptr, flags) {
+        return;
+    }
+    let dfd = sys_arg::<0>(regs) as i32;
+    let mode = sys_arg::<3>(regs) as u32;
+    emit_wanted(kind::OPEN, dfd, ptr, flags, mode, ret);
+}
+
+/// openat2(dfd, path, struct open_how *how, size): flags and mode live in user memory.
+#[inline(always)]
+pub fn on_openat2(regs: *const u8, ret: i64) {
+    let how = sys_arg::<2>(regs);
+    let Ok(how) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(how as *const [u64; 2]) })
+    else {
+        return;
+    };
+    let ptr = sys_arg::<1>(regs);
+    if !open_reported(ptr, how[0] as u32) {
+        return;
+    }
+    let dfd = sys_arg::<0>(regs) as i32;
+    emit_wanted(kind::OPEN, dfd, ptr, how[0] as u32, how[1] as u32, ret);
+}
+
+#[inline(always)]
+pub fn on_creat(regs: *const u8, ret: i64) {
+    let ptr = sys_arg::<0>(regs);
+    let mode = sys_arg::<1>(regs) as u32;
+    emit_wanted(
+        kind::OPEN,
+        AT_FDCWD,
+        ptr,
+        O_CREAT | O_WRONLY | O_TRUNC,
+        mode,
+        ret,
+    );
+}
+
+#[inline(always)]
+pub fn on_chmod(regs: *const u8, ret: i64) {
+    let ptr = sys_arg::<0>(regs);
+    let mode = sys_arg::<1>(regs) as u32;
+    emit_wanted(kind::CHMOD, AT_FDCWD, ptr, 0, mode, ret);
+}
+
+#[inline(always)]
+pub fn on_fchmod(regs: *const u8, ret: i64) {
+    let fd = sys_arg::<0>(regs) as i32;
+    let mode = sys_arg::<1>(regs) as u32;
+    emit_wanted(kind::CHMOD, fd, 0, 0, mode, ret);
+}
+
+/// fchmodat and fchmodat2 (whose extra flags are not reported, as before).
+#[inline(always)]
+pub fn on_fchmodat(regs: *const u8, ret: i64) {
+    let dfd = sys_arg::<0>(regs) as i32;
+    let ptr = sys_arg::<1>(regs);
+    let mode = sys_arg::<2>(regs) as u32;
+    emit_wanted(kind::CHMOD, dfd, ptr, 0, mode, ret);
+}
+
+#[inline(always)]
+pub fn on_memfd_create(regs: *const u8, ret: i64) {
+    let ptr = sys_arg::<0>(regs);
+    let flags = sys_arg::<1>(regs) as u32;
+    emit_wanted(kind::MEMFD_CREATE, -1, ptr, flags, 0, ret);
+}
+
+#[inline(always)]
+pub fn on_unlink(regs: *const u8, ret: i64) {
+    let ptr = sys_arg::<0>(regs);
+    emit_wanted(kind::UNLINK, AT_FDCWD, ptr, 0, 0, ret);
+}
+
+#[inline(always)]
+pub fn on_unlinkat(regs: *const u8, ret: i64) {
+    let dfd = sys_arg::<0>(regs) as i32;
+    let ptr = sys_arg::<1>(regs);
+    let flags = sys_arg::<2>(regs) as u32;
+    emit_wanted(kind::UNLINK, dfd, ptr, flags, 0, ret);
+}
+
+/// fexit on `long __x64_sys_X(const struct pt_regs *regs)`: ctx argument 0 is the saved
+/// user registers, argument 1 the syscall's result.
+macro_rules! fexit_program {
+    ($fn_name:ident, $func:literal, $handler:ident) => {
+        #[fexit(function = $func)]
+        pub fn $fn_name(ctx: FExitContext) -> i32 {
+            $handler(ctx.arg::<*const u8>(0), ctx.arg::<i64>(1));
+            0
+        }
+    };
+}
+
+fexit_program!(fexit_openat, "__x64_sys_openat", on_openat);
+fexit_program!(fexit_openat2, "__x64_sys_openat2", on_openat2);
+fexit_program!(fexit_creat, "__x64_sys_creat", on_creat);
+fexit_program!(fexit_chmod, "__x64_sys_chmod", on_chmod);
+fexit_program!(fexit_fchmod, "__x64_sys_fchmod", on_fchmod);
+fexit_program!(fexit_fchmodat, "__x64_sys_fchmodat", on_fchmodat);
+fexit_program!(fexit_fchmodat2, "__x64_sys_fchmodat2", on_fchmodat);
+fexit_program!(
+    fexit_memfd_create,
+    "__x64_sys_memfd_create",
+    on_memfd_create
+);
+fexit_program!(fexit_unlink, "__x64_sys_unlink", on_unlink);
+fexit_program!(fexit_unlinkat, "__x64_sys_unlinkat", on_unlinkat);

@@ -33,6 +33,12 @@ static OFFSETS: Offsets = Offsets {
     ovl_inode_upperdentry: 0,
     binprm_filename: 0,
     have_ovl: 0,
+    regs_arg0: 0,
+    regs_arg1: 0,
+    regs_arg2: 0,
+    regs_arg3: 0,
+    regs_nr: 0,
+    task_ti_status: 0,
 };
 
 /// One offset, read through a volatile load so the compiler cannot fold the zeros above.
@@ -115,6 +121,37 @@ pub fn mm_args(mm: *const u8) -> (u64, u64) {
         read::<u64>(mm, off!(mm_arg_start)),
         read::<u64>(mm, off!(mm_arg_end)),
     )
+}
+
+/// Syscall argument `N` (0..=3) from the saved user registers of a syscall.
+#[inline(always)]
+pub fn sys_arg<const N: usize>(regs: *const u8) -> u64 {
+    let off = match N {
+        0 => off!(regs_arg0),
+        1 => off!(regs_arg1),
+        2 => off!(regs_arg2),
+        _ => off!(regs_arg3),
+    };
+    read::<u64>(regs, off)
+}
+
+/// The syscall number in the saved user registers (`orig_ax`), or -1.
+#[inline(always)]
+pub fn sys_nr(regs: *const u8) -> i64 {
+    if regs.is_null() {
+        return -1;
+    }
+    let off = off!(regs_nr);
+    unsafe { bpf_probe_read_kernel(regs.wrapping_add(off) as *const i64) }.unwrap_or(-1)
+}
+
+const TS_COMPAT: u32 = 0x0002;
+
+/// Whether the current task is in a 32-bit (ia32) syscall, whose numbers are not the
+/// x86-64 ones.
+#[inline(always)]
+pub fn in_compat_syscall() -> bool {
+    read::<u32>(current_task(), off!(task_ti_status)) & TS_COMPAT != 0
 }
 
 #[inline(always)]

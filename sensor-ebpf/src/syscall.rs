@@ -1,11 +1,81 @@
-//! Syscall entry/exit pairing: arguments are remembered at sys_enter (per thread) and the
-//! event is emitted at sys_exit with the result. The syscall tracepoints' records hold the
-//! syscall number at offset 8 and the arguments (or the return value) from offset 16.
+//! Syscalls, two ways.
+//!
+//! - One raw tracepoint program on `sys_exit` (every syscall's exit): the saved user
+//!   registers still hold the arguments and the number (`orig_ax`), the result is the
+//!   tracepoint's second argument, so one program reports each call with no map. Used
+//!   where fexit is not permitted.
+//! - Fallback: syscall tracepoint pairs; arguments are remembered at sys_enter (per thread)
+//!   and the event is emitted at sys_exit with the result. Their records hold the syscall
+//!   number at offset 8 and the arguments (or the return value) from offset 16.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::raw_tracepoint,
+    programs::{RawTracePointContext, TracePointContext},
+};
 use saker_common::class;
 
-use crate::output::{count_drop, wanted, PENDING};
+use crate::{
+    file, kernel, net,
+    output::{count_drop, wanted, PENDING},
+};
+
+/// x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl; a stable ABI).
+mod nr {
+    pub const CONNECT: i64 = 42;
+    pub const CREAT: i64 = 85;
+    pub const UNLINK: i64 = 87;
+    pub const CHMOD: i64 = 90;
+    pub const FCHMOD: i64 = 91;
+    pub const OPENAT: i64 = 257;
+    pub const UNLINKAT: i64 = 263;
+    pub const FCHMODAT: i64 = 268;
+    pub const MEMFD_CREATE: i64 = 319;
+    pub const OPENAT2: i64 = 437;
+    pub const FCHMODAT2: i64 = 452;
+}
+
+/// raw_tp `sys_exit` args: (struct pt_regs *regs, long ret). Runs at the exit of every
+/// syscall of every task, so the common case (a syscall not watched) is one register read
+/// and a compare.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn raw_sys_exit(ctx: RawTracePointContext) -> i32 {
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    let n = kernel::sys_nr(regs);
+    let watched = matches!(
+        n,
+        nr::CONNECT
+            | nr::CREAT
+            | nr::UNLINK
+            | nr::CHMOD
+            | nr::FCHMOD
+            | nr::OPENAT
+            | nr::UNLINKAT
+            | nr::FCHMODAT
+            | nr::MEMFD_CREATE
+            | nr::OPENAT2
+            | nr::FCHMODAT2
+    );
+    // ia32 syscalls have other numbers (5 is open there, not fstat's 5 here…).
+    if !watched || kernel::in_compat_syscall() {
+        return 0;
+    }
+    match n {
+        nr::OPENAT => file::on_openat(regs, ret),
+        nr::OPENAT2 => file::on_openat2(regs, ret),
+        nr::CREAT => file::on_creat(regs, ret),
+        nr::CHMOD => file::on_chmod(regs, ret),
+        nr::FCHMOD => file::on_fchmod(regs, ret),
+        nr::FCHMODAT | nr::FCHMODAT2 => file::on_fchmodat(regs, ret),
+        nr::MEMFD_CREATE => file::on_memfd_create(regs, ret),
+        nr::UNLINK => file::on_unlink(regs, ret),
+        nr::UNLINKAT => file::on_unlinkat(regs, ret),
+        nr::CONNECT => net::on_connect(regs, ret),
+        _ => {}
+    }
+    0
+}
 
 pub const ARG_BASE: usize = 16;
 pub const RET_OFFSET: usize = 16;

@@ -28,20 +28,34 @@ pub struct BenchArgs {
     /// Opens in the open storms.
     #[arg(long, default_value_t = 1_000_000)]
     pub opens: u64,
+    /// Also run sakerd with its syscall tracepoint fallback forced
+    /// (`SAKER_SYSCALL_HOOKS=tracepoints`), to compare both attach paths in one run.
+    #[arg(long)]
+    pub with_tracepoints: bool,
+    /// Run only the storms whose name contains this (e.g. `exec`, `read-only`, `O_CREAT`).
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     None,
     Saker,
+    /// sakerd with the syscall tracepoint fallback forced.
+    SakerTp,
     Bpftrace,
 }
 
 impl Mode {
+    fn is_saker(self) -> bool {
+        matches!(self, Mode::Saker | Mode::SakerTp)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Mode::None => "none",
             Mode::Saker => "saker",
+            Mode::SakerTp => "saker-tp",
             Mode::Bpftrace => "bpftrace",
         }
     }
@@ -124,11 +138,19 @@ pub fn run(root: &Path, a: BenchArgs) -> anyhow::Result<()> {
         },
     ];
     let mut report = String::new();
-    for storm in &storms {
+    let chosen = storms
+        .iter()
+        .filter(|s| a.only.as_deref().is_none_or(|o| s.name.contains(o)));
+    for storm in chosen {
         eprintln!("[bench] {} ({} reps, interleaved)", storm.name, a.reps);
         let mut samples: Vec<(Mode, Sample)> = Vec::new();
+        let modes: &[Mode] = if a.with_tracepoints {
+            &[Mode::None, Mode::Saker, Mode::SakerTp, Mode::Bpftrace]
+        } else {
+            &[Mode::None, Mode::Saker, Mode::Bpftrace]
+        };
         for rep in 0..a.reps {
-            for mode in [Mode::None, Mode::Saker, Mode::Bpftrace] {
+            for &mode in modes {
                 let s = one_run(mode, &sakerd, &workload, storm)
                     .with_context(|| format!("{} with {}", storm.name, mode.name()))?;
                 eprintln!(
@@ -138,7 +160,7 @@ pub fn run(root: &Path, a: BenchArgs) -> anyhow::Result<()> {
                 samples.push((mode, s));
             }
         }
-        report.push_str(&summarize(storm, &samples));
+        report.push_str(&summarize(storm, modes, &samples));
     }
     let _ = std::fs::remove_dir_all(&tmp);
     println!("{report}");
@@ -158,7 +180,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn summarize(storm: &Storm, samples: &[(Mode, Sample)]) -> String {
+fn summarize(storm: &Storm, modes: &[Mode], samples: &[(Mode, Sample)]) -> String {
     let pick = |m: Mode, f: fn(&Sample) -> f64| {
         median(
             samples
@@ -168,10 +190,37 @@ fn summarize(storm: &Storm, samples: &[(Mode, Sample)]) -> String {
                 .collect(),
         )
     };
+    // Workload CPU of each repetition, in order.
+    let per_rep = |m: Mode| -> Vec<f64> {
+        samples
+            .iter()
+            .filter(|(x, _)| *x == m)
+            .map(|(_, s)| s.workload_cpu)
+            .collect()
+    };
+    let range = |m: Mode| {
+        let v = per_rep(m);
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo, hi)
+    };
+    // Ratios within each repetition (same minute of VM noise), then their median and range.
+    let paired = |m: Mode| {
+        let r: Vec<f64> = per_rep(m)
+            .iter()
+            .zip(per_rep(Mode::None))
+            .map(|(w, n)| w / n)
+            .collect();
+        let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (median(r), lo, hi)
+    };
     let base = pick(Mode::None, |s| s.workload_cpu);
-    let mut out = format!("\n### {}\n\n| mode | workload CPU s (median) | ratio to none | agent CPU s | workload+agent ratio | wall s | agent events | drops |\n|---|---|---|---|---|---|---|---|\n", storm.name);
-    for m in [Mode::None, Mode::Saker, Mode::Bpftrace] {
+    let mut out = format!("\n### {}\n\n| mode | workload CPU s (median) | min–max | ratio to none | paired ratio median (min–max) | agent CPU s | workload+agent ratio | wall s | agent events | drops |\n|---|---|---|---|---|---|---|---|---|---|\n", storm.name);
+    for &m in modes {
         let w = pick(m, |s| s.workload_cpu);
+        let (lo, hi) = range(m);
+        let (pr, plo, phi) = paired(m);
         let ag = pick(m, |s| s.agent_cpu);
         let ev = pick(m, |s| s.agent_events as f64);
         let dr: u64 = samples
@@ -180,19 +229,24 @@ fn summarize(storm: &Storm, samples: &[(Mode, Sample)]) -> String {
             .map(|(_, s)| s.agent_drops)
             .sum();
         out.push_str(&format!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |\n",
+            "| {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} ({:.3}–{:.3}) | {:.3} | {:.3} | {:.3} | {} | {} |\n",
             m.name(),
             w,
+            lo,
+            hi,
             w / base,
+            pr,
+            plo,
+            phi,
             ag,
             (w + ag) / base,
             pick(m, |s| s.wall),
-            if m == Mode::Saker {
+            if m.is_saker() {
                 format!("{ev:.0}")
             } else {
                 "-".into()
             },
-            if m == Mode::Saker {
+            if m.is_saker() {
                 dr.to_string()
             } else {
                 "-".into()
@@ -226,9 +280,17 @@ fn start_agent(
 ) -> anyhow::Result<Option<(Child, std::thread::JoinHandle<String>)>> {
     let mut child = match mode {
         Mode::None => return Ok(None),
-        Mode::Saker => Command::new(sakerd)
+        Mode::Saker | Mode::SakerTp => Command::new(sakerd)
             .arg("run")
             .env("RUST_LOG", "warn")
+            .env(
+                "SAKER_SYSCALL_HOOKS",
+                if mode == Mode::SakerTp {
+                    "tracepoints"
+                } else {
+                    "auto"
+                },
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?,

@@ -4,7 +4,7 @@ use std::{os::unix::fs::MetadataExt, path::Path, sync::Arc};
 
 use aya::{
     maps::{Array, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    programs::{FExit, RawTracePoint, TracePoint},
     Ebpf, EbpfLoader,
 };
 use saker_btf::Btf;
@@ -21,137 +21,104 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Where each program attaches, and which class it serves.
 enum Hook {
-    Raw(&'static str),
-    Syscall(&'static str),
+    Raw(String),
+    Syscall(String),
+    FExit(String),
 }
 
-const PROGRAMS: &[(&str, Hook, u32)] = &[
-    (
-        "sched_process_exec",
-        Hook::Raw("sched_process_exec"),
-        class::EXEC,
-    ),
-    (
-        "sched_process_fork",
-        Hook::Raw("sched_process_fork"),
-        class::LIFECYCLE,
-    ),
-    (
-        "sched_process_exit",
-        Hook::Raw("sched_process_exit"),
-        class::LIFECYCLE,
-    ),
-    (
-        "sys_enter_openat",
-        Hook::Syscall("sys_enter_openat"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_openat",
-        Hook::Syscall("sys_exit_openat"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_openat2",
-        Hook::Syscall("sys_enter_openat2"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_openat2",
-        Hook::Syscall("sys_exit_openat2"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_creat",
-        Hook::Syscall("sys_enter_creat"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_creat",
-        Hook::Syscall("sys_exit_creat"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_chmod",
-        Hook::Syscall("sys_enter_chmod"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_chmod",
-        Hook::Syscall("sys_exit_chmod"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_fchmod",
-        Hook::Syscall("sys_enter_fchmod"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_fchmod",
-        Hook::Syscall("sys_exit_fchmod"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_fchmodat",
-        Hook::Syscall("sys_enter_fchmodat"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_fchmodat",
-        Hook::Syscall("sys_exit_fchmodat"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_fchmodat2",
-        Hook::Syscall("sys_enter_fchmodat2"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_fchmodat2",
-        Hook::Syscall("sys_exit_fchmodat2"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_memfd_create",
-        Hook::Syscall("sys_enter_memfd_create"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_memfd_create",
-        Hook::Syscall("sys_exit_memfd_create"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_unlink",
-        Hook::Syscall("sys_enter_unlink"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_unlink",
-        Hook::Syscall("sys_exit_unlink"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_unlinkat",
-        Hook::Syscall("sys_enter_unlinkat"),
-        class::FILE,
-    ),
-    (
-        "sys_exit_unlinkat",
-        Hook::Syscall("sys_exit_unlinkat"),
-        class::FILE,
-    ),
-    (
-        "sys_enter_connect",
-        Hook::Syscall("sys_enter_connect"),
-        class::NET,
-    ),
-    (
-        "sys_exit_connect",
-        Hook::Syscall("sys_exit_connect"),
-        class::NET,
-    ),
+impl Hook {
+    fn describe(&self) -> String {
+        match self {
+            Hook::Raw(tp) => format!("raw_tracepoint/{tp}"),
+            Hook::Syscall(tp) => format!("tracepoint/syscalls/{tp}"),
+            Hook::FExit(f) => format!("fexit/{f}"),
+        }
+    }
+}
+
+/// Scheduler hooks: always raw tracepoints.
+const SCHED: &[(&str, u32)] = &[
+    ("sched_process_exec", class::EXEC),
+    ("sched_process_fork", class::LIFECYCLE),
+    ("sched_process_exit", class::LIFECYCLE),
 ];
+
+/// One syscall the sensor watches: an fexit program on the kernel's syscall function
+/// (preferred), or the program pair on its sys_enter/sys_exit tracepoints (programs named
+/// like the tracepoints).
+///
+/// Why fexit first: enabling any syscall tracepoint puts every task's every syscall on the
+/// kernel's slow syscall-tracing path, and each traced call then pays two programs and a
+/// map insert/delete; an fexit program costs one trampoline call on that syscall only.
+pub(super) struct SyscallHook {
+    /// The syscall's name (`openat`): fexit program `fexit_<name>` on `__x64_sys_<name>`,
+    /// tracepoint programs `sys_enter_<name>`/`sys_exit_<name>`.
+    pub(super) name: &'static str,
+    class: u32,
+}
+
+pub(super) const SYSCALLS: &[SyscallHook] = &[
+    SyscallHook {
+        name: "openat",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "openat2",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "creat",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "chmod",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "fchmod",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "fchmodat",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "fchmodat2",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "memfd_create",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "unlink",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "unlinkat",
+        class: class::FILE,
+    },
+    SyscallHook {
+        name: "connect",
+        class: class::NET,
+    },
+];
+
+/// How the file and network programs attach.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyscallHooks {
+    /// The cheapest that works: fexit on every syscall function (no syscall tracing at
+    /// all), else one raw tracepoint program on `sys_exit` (arguments from the saved
+    /// registers, no map), else the syscall tracepoint pairs.
+    #[default]
+    Auto,
+    /// The raw `sys_exit` program, else the tracepoint pairs.
+    RawSysExit,
+    /// Only the syscall tracepoint pairs (the last fallback, forced; for tests and
+    /// comparisons).
+    Tracepoints,
+}
 
 /// One program's attach result.
 #[derive(Clone, Debug, Serialize)]
@@ -161,6 +128,9 @@ pub struct Attached {
     pub class: String,
     /// `None` when attached; the reason otherwise.
     pub error: Option<String>,
+    /// Set on a fallback program: why the preferred hook (fexit) was not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_from: Option<String>,
 }
 
 /// What the sensor attached, for logs and `NodeService.GetInfo`.
@@ -169,6 +139,9 @@ pub struct AttachReport {
     pub programs: Vec<Attached>,
     /// Whether the overlay upper-layer check is active (ovl_inode found in BTF).
     pub upper_layer_check: bool,
+    /// Whether the kernel BTF has x86-64 syscall registers and thread status (fexit and
+    /// the raw `sys_exit` program possible).
+    pub syscall_regs: bool,
     pub ring_bytes: u32,
 }
 
@@ -234,21 +207,16 @@ pub(super) fn load(cfg: &SensorConfig) -> Result<Sensor, SensorError> {
 
     let mut report = AttachReport {
         upper_layer_check: offsets.have_ovl != 0,
+        syscall_regs: offsets::syscall_regs(&btf).is_some(),
         ring_bytes: cfg.ring_bytes,
         ..Default::default()
     };
-    for (name, hook, cls) in PROGRAMS {
-        let result = attach(&mut ebpf, name, hook);
-        report.programs.push(Attached {
-            program: name.to_string(),
-            hook: match hook {
-                Hook::Raw(tp) => format!("raw_tracepoint/{tp}"),
-                Hook::Syscall(tp) => format!("tracepoint/syscalls/{tp}"),
-            },
-            class: class::NAMES[*cls as usize].to_string(),
-            error: result.err().map(|e| error_chain(&e)),
-        });
+    for (name, cls) in SCHED {
+        let hook = Hook::Raw(name.to_string());
+        let result = attach(&mut ebpf, name, &hook, None);
+        report.push(name, &hook, *cls, result, None);
     }
+    attach_syscalls(&mut ebpf, syscall_hooks(cfg), &mut report);
     if report.attached() == 0 {
         let reasons: Vec<String> = report.failed().filter_map(|p| p.error.clone()).collect();
         return Err(SensorError::NothingAttached(reasons.join("; ")));
@@ -300,7 +268,121 @@ pub(super) fn load(cfg: &SensorConfig) -> Result<Sensor, SensorError> {
     Ok(sensor)
 }
 
-fn attach(ebpf: &mut Ebpf, name: &str, hook: &Hook) -> Result<(), SensorError> {
+impl AttachReport {
+    fn push(
+        &mut self,
+        program: &str,
+        hook: &Hook,
+        cls: u32,
+        result: Result<(), SensorError>,
+        fallback_from: Option<String>,
+    ) {
+        let class = class::NAMES[cls as usize];
+        self.push_named(program, hook, class, result, fallback_from);
+    }
+
+    fn push_named(
+        &mut self,
+        program: &str,
+        hook: &Hook,
+        class: &str,
+        result: Result<(), SensorError>,
+        fallback_from: Option<String>,
+    ) {
+        self.programs.push(Attached {
+            program: program.to_string(),
+            hook: hook.describe(),
+            class: class.to_string(),
+            error: result.err().map(|e| error_chain(&e)),
+            fallback_from,
+        });
+    }
+}
+
+/// The configured syscall hooks, unless `SAKER_SYSCALL_HOOKS` (`tracepoints`,
+/// `raw_sys_exit`) forces a fallback (for comparing the paths on one node, e.g. in
+/// `cargo xtask bench sensor`).
+fn syscall_hooks(cfg: &SensorConfig) -> SyscallHooks {
+    match std::env::var("SAKER_SYSCALL_HOOKS").as_deref() {
+        Ok("tracepoints") => SyscallHooks::Tracepoints,
+        Ok("raw_sys_exit") => SyscallHooks::RawSysExit,
+        _ => cfg.syscall_hooks,
+    }
+}
+
+/// Name of the raw `sys_exit` program (covers every syscall in [`SYSCALLS`]).
+pub(super) const RAW_SYS_EXIT: &str = "raw_sys_exit";
+
+/// Attaches the file/network programs: the first of fexit, raw `sys_exit`, tracepoint
+/// pairs that works (see [`SyscallHooks`]). The fallback programs' reports say why the
+/// better hooks were not used.
+fn attach_syscalls(ebpf: &mut Ebpf, mode: SyscallHooks, report: &mut AttachReport) {
+    let mut why_not = Vec::new();
+    if !report.syscall_regs && mode != SyscallHooks::Tracepoints {
+        why_not.push("no x86-64 pt_regs/thread_info in the kernel BTF".to_string());
+    } else {
+        if mode == SyscallHooks::Auto {
+            match attach_fexit(ebpf, report) {
+                Ok(()) => return,
+                Err(e) => why_not.push(e),
+            }
+        }
+        if mode != SyscallHooks::Tracepoints {
+            let hook = Hook::Raw("sys_exit".into());
+            match attach(ebpf, RAW_SYS_EXIT, &hook, None) {
+                Ok(()) => {
+                    let fallback = (!why_not.is_empty()).then(|| why_not.join("; "));
+                    report.push_named(RAW_SYS_EXIT, &hook, "file,net", Ok(()), fallback);
+                    return;
+                }
+                Err(e) => why_not.push(format!("{}: {}", hook.describe(), error_chain(&e))),
+            }
+        }
+    }
+    let fallback = (!why_not.is_empty()).then(|| why_not.join("; "));
+    for sc in SYSCALLS {
+        for phase in ["enter", "exit"] {
+            let prog = format!("sys_{phase}_{}", sc.name);
+            let hook = Hook::Syscall(prog.clone());
+            let result = attach(ebpf, &prog, &hook, None);
+            report.push(&prog, &hook, sc.class, result, fallback.clone());
+        }
+    }
+}
+
+/// fexit on every syscall function, or none: a partial set would leave some syscalls to
+/// the raw program, which would then report the others twice.
+fn attach_fexit(ebpf: &mut Ebpf, report: &mut AttachReport) -> Result<(), String> {
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("fexit: {}", error_chain(&e)))?;
+    let mut done: Vec<String> = Vec::new();
+    for sc in SYSCALLS {
+        let prog = format!("fexit_{}", sc.name);
+        let hook = Hook::FExit(format!("__x64_sys_{}", sc.name));
+        if let Err(e) = attach(ebpf, &prog, &hook, Some(&btf)) {
+            for p in &done {
+                let f: Option<&mut FExit> =
+                    ebpf.program_mut(p).and_then(|prog| prog.try_into().ok());
+                if let Some(f) = f {
+                    let _ = f.unload();
+                }
+            }
+            return Err(format!("{}: {}", hook.describe(), error_chain(&e)));
+        }
+        done.push(prog);
+    }
+    for (sc, prog) in SYSCALLS.iter().zip(done) {
+        let hook = Hook::FExit(format!("__x64_sys_{}", sc.name));
+        report.push(&prog, &hook, sc.class, Ok(()), None);
+    }
+    Ok(())
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    name: &str,
+    hook: &Hook,
+    btf: Option<&aya::Btf>,
+) -> Result<(), SensorError> {
     let perr = |e: aya::programs::ProgramError| SensorError::Program {
         program: name.to_string(),
         source: Box::new(e),
@@ -319,6 +401,12 @@ fn attach(ebpf: &mut Ebpf, name: &str, hook: &Hook) -> Result<(), SensorError> {
             let p: &mut TracePoint = prog.try_into().map_err(perr)?;
             p.load().map_err(perr)?;
             p.attach("syscalls", tp).map_err(perr)?;
+        }
+        Hook::FExit(func) => {
+            let p: &mut FExit = prog.try_into().map_err(perr)?;
+            let btf = btf.ok_or_else(|| SensorError::FExit("no kernel BTF".into()))?;
+            p.load(func, btf).map_err(perr)?;
+            p.attach().map_err(perr)?;
         }
     }
     Ok(())

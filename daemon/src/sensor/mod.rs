@@ -5,13 +5,15 @@ pub mod decode;
 mod load;
 mod offsets;
 mod read;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
     Arc,
 };
 
-pub use load::{host_mnt_ns, AttachReport, Attached};
+pub use load::{host_mnt_ns, AttachReport, Attached, SyscallHooks};
 pub use read::EventStream;
 
 use aya::{
@@ -43,6 +45,8 @@ pub enum SensorError {
     MissingMap(&'static str),
     #[error("no program attached (every attach failed: {0})")]
     NothingAttached(String),
+    #[error("fexit: {0}")]
+    FExit(String),
     #[error("tracefs: {0}")]
     Tracefs(String),
     #[error("ring buffer fd: {0}")]
@@ -64,6 +68,9 @@ pub struct SensorConfig {
     pub prevent_drift: bool,
     /// Capacity of the decoded-event queue between the ring reader and consumers.
     pub queue_capacity: usize,
+    /// How the file/network programs attach: the cheapest hook that works (fexit, raw
+    /// `sys_exit`, syscall tracepoints), or a forced fallback.
+    pub syscall_hooks: SyscallHooks,
 }
 
 impl Default for SensorConfig {
@@ -75,6 +82,7 @@ impl Default for SensorConfig {
             cgroup_filter: None,
             prevent_drift: false,
             queue_capacity: 65536,
+            syscall_hooks: SyscallHooks::Auto,
         }
     }
 }

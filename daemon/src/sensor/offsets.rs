@@ -35,10 +35,31 @@ const REQUIRED: [(&str, &str); 25] = [
     ("ovl_inode", "__upperdentry"),
 ];
 
+/// x86-64 syscall argument registers in `struct pt_regs`, in argument order, the
+/// syscall number, and the thread status holding `TS_COMPAT` (the programs that get the
+/// saved user registers read them).
+const SYSCALL_REGS: [(&str, &str); 6] = [
+    ("pt_regs", "di"),
+    ("pt_regs", "si"),
+    ("pt_regs", "dx"),
+    ("pt_regs", "r10"),
+    ("pt_regs", "orig_ax"),
+    ("task_struct", "thread_info.status"),
+];
+
+/// The [`SYSCALL_REGS`] offsets, or `None` when this kernel is not x86-64: the file and
+/// network programs then use the syscall tracepoints.
+pub fn syscall_regs(btf: &Btf) -> Option<[u32; 6]> {
+    let v = resolve_all(btf, &SYSCALL_REGS).ok()?;
+    Some([v[0], v[1], v[2], v[3], v[4], v[5]])
+}
+
 /// Resolves every offset the programs need. A missing field fails with its name; only the
 /// overlay fields are optional (overlayfs may be a module without BTF): the upper-layer
-/// check is then off and reported as such.
+/// check is then off and reported as such. The syscall registers are optional too (see
+/// [`syscall_regs`]).
 pub fn from_btf(btf: &Btf) -> Result<Offsets, SensorError> {
+    let regs = syscall_regs(btf);
     let (core, ovl) = REQUIRED.split_at(REQUIRED.len() - 2);
     let v = resolve_all(btf, core).map_err(SensorError::Btf)?;
     let ovl = resolve_all(btf, ovl).ok();
@@ -66,6 +87,12 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, SensorError> {
         sb_s_magic: v[20],
         dentry_name: v[21],
         binprm_filename: v[22],
+        regs_arg0: regs.map_or(0, |r| r[0]),
+        regs_arg1: regs.map_or(0, |r| r[1]),
+        regs_arg2: regs.map_or(0, |r| r[2]),
+        regs_arg3: regs.map_or(0, |r| r[3]),
+        regs_nr: regs.map_or(0, |r| r[4]),
+        task_ti_status: regs.map_or(0, |r| r[5]),
         ovl_inode_vfs_inode: ovl.as_ref().map_or(0, |o| o[0]),
         ovl_inode_upperdentry: ovl.as_ref().map_or(0, |o| o[1]),
         have_ovl: u32::from(ovl.is_some()),

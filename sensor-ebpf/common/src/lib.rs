@@ -205,6 +205,17 @@ pub struct Offsets {
     pub binprm_filename: u32,
     /// 1 when `ovl_inode` was found in BTF (the upper-layer check is possible).
     pub have_ovl: u32,
+    /// `struct pt_regs` members holding syscall arguments 0..=3 (x86-64: di, si, dx, r10)
+    /// and the syscall number (orig_ax), for the programs that get the saved user
+    /// registers (fexit on `__x64_sys_*`, raw tracepoint `sys_exit`).
+    pub regs_arg0: u32,
+    pub regs_arg1: u32,
+    pub regs_arg2: u32,
+    pub regs_arg3: u32,
+    pub regs_nr: u32,
+    /// `task_struct.thread_info.status` (x86: `TS_COMPAT` marks a 32-bit syscall, whose
+    /// numbers differ).
+    pub task_ti_status: u32,
 }
 
 /// Name of the offsets global in the eBPF object.
