@@ -41,6 +41,8 @@ pub struct DaemonConfig {
     /// How long an event waits for its container's metadata before it is evaluated and
     /// stored without it (flagged `meta_pending`).
     pub meta_wait: Duration,
+    /// The "Sensor dropped events" monitor's polling and clearing periods.
+    pub health: crate::health::HealthConfig,
 }
 
 impl Default for DaemonConfig {
@@ -60,6 +62,7 @@ impl Default for DaemonConfig {
             sensor: SensorConfig::default(),
             containerd: Some(ContainerdConfig::default()),
             meta_wait: Duration::from_secs(2),
+            health: crate::health::HealthConfig::default(),
         }
     }
 }
@@ -89,6 +92,9 @@ pub struct Daemon {
     pub counters: Arc<Counters>,
     /// New alerts as they are produced (API subscribers).
     pub alerts_tx: broadcast::Sender<Arc<saker_event::Alert>>,
+    /// Drop-episode state ("Sensor dropped events" raised / cleared).
+    pub health: Arc<crate::health::Health>,
+    health_task: tokio::task::JoinHandle<()>,
     sensor: Arc<Mutex<Sensor>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -144,6 +150,19 @@ impl Daemon {
         let thread = std::thread::Builder::new()
             .name("saker-pipeline".into())
             .spawn(move || worker.run(stream, stop_rx))?;
+        let health = Arc::new(crate::health::Health::default());
+        let health_task = crate::health::spawn(
+            config.health,
+            crate::health::Sources {
+                sensor: Arc::downgrade(&sensor),
+                counters: counters.clone(),
+                writer: store.writer(),
+                alerts_tx: alerts_tx.clone(),
+                node: config.node.clone(),
+                cluster: config.cluster.clone(),
+            },
+            health.clone(),
+        );
         Ok(Daemon {
             config,
             store,
@@ -151,6 +170,8 @@ impl Daemon {
             fields,
             counters,
             alerts_tx,
+            health,
+            health_task,
             sensor,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -185,6 +206,7 @@ impl Daemon {
 
     /// Stops the pipeline and waits for it (everything queued is committed).
     pub fn shutdown(mut self) {
+        self.health_task.abort();
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

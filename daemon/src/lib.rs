@@ -12,4 +12,5 @@ pub mod daemon;
 pub mod detect;
 pub mod enrich;
 pub mod fields;
+pub mod health;
 pub mod pipeline;

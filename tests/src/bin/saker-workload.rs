@@ -7,6 +7,10 @@
 //! - `exec-storm N`: N times fork + exec /bin/true + wait (benchmarks).
 //! - `open-storm PATH N [write]`: N times openat(PATH) read-only (or O_WRONLY|O_CREAT) +
 //!   close (benchmarks).
+//! - `connect-storm N PORT`: N times socket(UDP) + connect(127.0.0.1:PORT) + close (UDP:
+//!   no peer, no handshake, no TIME_WAIT; the sensor sees every connect(2)).
+//! - `storm KIND SECONDS [ARG]`: KIND (`exec`, `open` on path ARG with O_CREAT, `connect`
+//!   to port ARG) at full speed for SECONDS; prints `{"kind":…,"ops":…,"wall_s":…}` (soak).
 //!
 //! The storms print `{"wall_s":…,"user_s":…,"sys_s":…}` (own and children's CPU) at the end.
 
@@ -25,8 +29,19 @@ fn main() {
                 args.get(4).is_some(),
             )
         }),
+        Some("connect-storm") => timed(|| {
+            connect_storm(
+                args[2].parse().expect("count"),
+                args[3].parse().expect("port"),
+            )
+        }),
+        Some("storm") => storm(&args[2..]),
         _ => {
-            eprintln!("usage: saker-workload open-burst PATH N [CGROUP_PROCS] | memfd-exec");
+            eprintln!(
+                "usage: saker-workload open-burst PATH N [CGROUP_PROCS] | memfd-exec | \
+                 exec-storm N | open-storm PATH N [write] | connect-storm N PORT | \
+                 storm exec|open|connect SECONDS [PATH|PORT]"
+            );
             std::process::exit(2);
         }
     }
@@ -126,4 +141,95 @@ fn open_storm(path: &str, n: u64, write: bool) {
         assert!(fd >= 0, "openat failed");
         unsafe { libc::close(fd) };
     }
+}
+
+fn connect_storm(n: u64, port: u16) {
+    let addr = loopback(port);
+    for _ in 0..n {
+        connect_once(&addr);
+    }
+}
+
+fn loopback(port: u16) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data; all-zero is valid before the fields are set.
+    let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    a.sin_family = libc::AF_INET as libc::sa_family_t;
+    a.sin_port = port.to_be();
+    a.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    a
+}
+
+fn connect_once(addr: &libc::sockaddr_in) {
+    // SAFETY: a fresh UDP socket, connected to a valid sockaddr_in, closed right away.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(fd >= 0, "socket failed");
+        let r = libc::connect(
+            fd,
+            (addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert!(
+            r == 0,
+            "connect failed: {}",
+            std::io::Error::last_os_error()
+        );
+        libc::close(fd);
+    }
+}
+
+/// Runs one kind of operation at full speed for a duration and reports how many ran.
+fn storm(a: &[String]) {
+    let kind = a.first().map(String::as_str).unwrap_or("");
+    let secs: f64 = a.get(1).and_then(|s| s.parse().ok()).expect("seconds");
+    let arg = a.get(2).cloned().unwrap_or_default();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    let start = std::time::Instant::now();
+    let mut ops = 0u64;
+    // Check the clock every few operations: it is cheap but not free.
+    let batch: u64 = match kind {
+        "exec" => 16,
+        "open" | "connect" => 256,
+        _ => {
+            eprintln!("storm: unknown kind {kind:?} (exec, open, connect)");
+            std::process::exit(2);
+        }
+    };
+    let path = CString::new(if arg.is_empty() {
+        "/tmp/saker-storm"
+    } else {
+        &arg
+    })
+    .expect("path");
+    let addr = loopback(arg.parse().unwrap_or(9));
+    while std::time::Instant::now() < until {
+        match kind {
+            "exec" => exec_storm(batch),
+            "open" => {
+                for _ in 0..batch {
+                    // SAFETY: valid path; fd closed right away.
+                    let fd = unsafe {
+                        libc::openat(
+                            libc::AT_FDCWD,
+                            path.as_ptr(),
+                            libc::O_WRONLY | libc::O_CREAT,
+                            0o644,
+                        )
+                    };
+                    assert!(fd >= 0, "openat failed");
+                    unsafe { libc::close(fd) };
+                }
+            }
+            _ => {
+                for _ in 0..batch {
+                    connect_once(&addr);
+                }
+            }
+        }
+        ops += batch;
+    }
+    println!(
+        "{{\"kind\":\"{kind}\",\"ops\":{ops},\"wall_s\":{:.3}}}",
+        start.elapsed().as_secs_f64()
+    );
 }
