@@ -82,6 +82,8 @@ pub struct Counters {
     pub meta_waited: AtomicU64,
     pub meta_timeouts: AtomicU64,
     pub pending_overflow: AtomicU64,
+    /// Per-class events, per-rule and per-severity alerts, latency (Prometheus).
+    pub metrics: crate::metrics::PipelineMetrics,
 }
 
 pub struct Daemon {
@@ -92,6 +94,8 @@ pub struct Daemon {
     pub counters: Arc<Counters>,
     /// New alerts as they are produced (API subscribers).
     pub alerts_tx: broadcast::Sender<Arc<saker_event::Alert>>,
+    /// Container metadata cache (its lookup counters feed the metrics).
+    pub meta: Option<ContainerdCache>,
     /// Drop-episode state ("Sensor dropped events" raised / cleared).
     pub health: Arc<crate::health::Health>,
     health_task: tokio::task::JoinHandle<()>,
@@ -170,6 +174,7 @@ impl Daemon {
             fields,
             counters,
             alerts_tx,
+            meta,
             health,
             health_task,
             sensor,
@@ -277,6 +282,7 @@ impl Worker {
 
     fn on_event(&mut self, ev: saker_event::Event) {
         self.counters.events.fetch_add(1, Relaxed);
+        self.counters.metrics.on_event(&ev);
         if self.pipeline.table_only(&ev) {
             return;
         }
@@ -336,12 +342,14 @@ impl Worker {
             context,
             store_event,
         } = self.pipeline.detect(ev);
+        self.counters.metrics.on_finished(&event.event);
         if store_event {
             self.counters.stored_events.fetch_add(1, Relaxed);
             self.writer.send_event(event);
         }
         for a in alerts {
             self.counters.alerts.fetch_add(1, Relaxed);
+            self.counters.metrics.on_alert(&a);
             let _ = self.alerts_tx.send(Arc::new(a.clone()));
             self.writer.send_with_context(a, context.clone());
         }

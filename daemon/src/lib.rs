@@ -3,6 +3,7 @@
 //! kernel → sensor (read, decode) → enrich → rules → store → incidents → assistant/API.
 
 pub mod capture;
+pub mod config;
 pub mod proctable;
 pub mod sensor;
 
@@ -12,5 +13,7 @@ pub mod daemon;
 pub mod detect;
 pub mod enrich;
 pub mod fields;
+pub mod metrics;
+pub mod outputs;
 pub mod health;
 pub mod pipeline;

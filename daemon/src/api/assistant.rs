@@ -220,7 +220,13 @@ impl AssistantApi {
     }
 
     /// Runs `answer` on a blocking thread, streaming `started`, then its parts.
-    fn stream<F>(&self, p: Prepared, context_filter: String, answer: F) -> PartStream
+    fn stream<F>(
+        &self,
+        op: crate::metrics::ModelOp,
+        p: Prepared,
+        context_filter: String,
+        answer: F,
+    ) -> PartStream
     where
         F: FnOnce(
                 &Assistant,
@@ -248,7 +254,9 @@ impl AssistantApi {
                 // session is still updated).
                 let _ = tx.blocking_send(Ok(convert::answer_part(&part)));
             };
+            let t0 = std::time::Instant::now();
             let r = answer(&assistant, &evidence, &session, language, &mut send);
+            ctx.daemon.counters.metrics.on_model(op, t0.elapsed());
             match r {
                 Ok(summary) => ctx.sessions.set(
                     &session,
@@ -291,7 +299,8 @@ impl AssistantService for AssistantApi {
         };
         let question = req.question;
         let skip = req.skip_narrative;
-        let stream = self.stream(p, context, move |a, ev, session, language, out| {
+        let op = crate::metrics::ModelOp::Ask;
+        let stream = self.stream(op, p, context, move |a, ev, session, language, out| {
             a.ask_with(
                 ev,
                 &saker_assist::AskRequest {
@@ -332,7 +341,8 @@ impl AssistantService for AssistantApi {
         }
         let context = self.ctx.sessions.get(&p.session);
         let skip = req.skip_narrative;
-        let stream = self.stream(p, context, move |a, ev, session, language, out| {
+        let op = crate::metrics::ModelOp::Explain;
+        let stream = self.stream(op, p, context, move |a, ev, session, language, out| {
             a.explain_with(
                 ev,
                 &saker_assist::ExplainRequest {

@@ -7,81 +7,116 @@ use clap::{Parser, Subcommand};
 use saker::{
     api::{read_token_file, ApiConfig, ApiServer, TcpConfig},
     capture,
+    config::{opt_path, Config, LogFormat, DEFAULT_PATH},
     daemon::{Daemon, DaemonConfig},
+    metrics::MetricsServer,
+    outputs::Outputs,
     sensor::{Sensor, SensorConfig},
 };
 use saker_assist::{AssistConfig, Assistant};
 use saker_enrich::ContainerdConfig;
 
+// The CLI's escaping, for `sakerd events` (only json_safe is used here).
+#[allow(dead_code)]
+#[path = "../cli/escape.rs"]
+mod escape;
+
 #[derive(Parser)]
 #[command(
     name = "sakerd",
     version,
-    about = "saker node daemon: eBPF sensor, detection, on-node assistant"
+    about = "saker node daemon: eBPF sensor, detection, on-node assistant",
+    long_about = "saker node daemon: eBPF sensor, detection, on-node assistant.\n\n\
+        Settings come from the configuration file (--config, default /etc/saker/saker.toml \
+        when it exists, else built-in defaults; see docs/configuration.md); the flags below \
+        override the file's values."
 )]
 struct Cli {
-    /// Ring buffer size in MiB (power of two).
-    #[arg(long, default_value_t = 16, global = true)]
-    ring_mib: u32,
-    /// Node name (default: the hostname).
+    /// Configuration file (TOML). Default: /etc/saker/saker.toml if it exists.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Ring buffer size in MiB (power of two) [sensor.ring_mib].
+    #[arg(long, global = true)]
+    ring_mib: Option<u32>,
+    /// Node name (default: the hostname) [node].
     #[arg(long, global = true)]
     node: Option<String>,
-    /// Cluster name (kubernetes.cluster.name).
-    #[arg(long, default_value = "", global = true)]
-    cluster: String,
-    /// Rule file (repeatable, loaded in order). Default: /etc/saker/rules/saker_rules.yaml
-    /// or the packaged rules.
+    /// Cluster name (kubernetes.cluster.name) [cluster].
+    #[arg(long, global = true)]
+    cluster: Option<String>,
+    /// Rule file (repeatable, loaded in order) [rules.paths]. Default:
+    /// /etc/saker/rules/saker_rules.yaml or the packaged rules.
     #[arg(long = "rules", global = true)]
     rules: Vec<PathBuf>,
-    /// IoC list: one SHA-256 per line, optionally followed by a name.
+    /// IoC list: one SHA-256 per line, optionally followed by a name [rules.ioc].
     #[arg(long, global = true)]
     ioc: Option<PathBuf>,
-    /// The alert store (one SQLite file).
-    #[arg(long, default_value = "/var/lib/saker/saker.db", global = true)]
-    store: PathBuf,
-    /// containerd's socket, for container and Kubernetes metadata.
-    #[arg(long, default_value = "/run/containerd/containerd.sock", global = true)]
-    containerd_socket: PathBuf,
-    /// Do not query containerd (container ids only).
+    /// The alert store (one SQLite file) [store.path].
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
+    /// containerd's socket, for container and Kubernetes metadata [containerd.socket].
+    #[arg(long, global = true)]
+    containerd_socket: Option<PathBuf>,
+    /// Do not query containerd (container ids only) [containerd.enabled = false].
     #[arg(long, global = true)]
     no_containerd: bool,
-    /// Kill binaries executed from a container's upper layer (drift prevention).
+    /// Kill binaries executed from a container's upper layer (drift prevention)
+    /// [policies.prevent_drift = true].
     #[arg(long, global = true)]
     prevent_drift: bool,
-    /// Unix socket of the gRPC API (mode 0660; its directory is created with mode 0750).
-    #[arg(long, default_value = "/run/saker/saker.sock", global = true)]
-    socket: PathBuf,
+    /// Unix socket of the gRPC API (mode 0660; its directory is created with mode 0750)
+    /// [api.socket].
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
     /// Also serve the gRPC API over TCP on ADDR (e.g. 0.0.0.0:50051), with mutual TLS
-    /// only: needs --tls-cert, --tls-key and --tls-client-ca.
+    /// only: needs --tls-cert, --tls-key and --tls-client-ca [api.listen].
     #[arg(long, value_name = "ADDR", global = true)]
     listen: Option<std::net::SocketAddr>,
-    /// PEM certificate (chain) of the API's TCP listener.
+    /// PEM certificate (chain) of the API's TCP listener [api.tls_cert].
     #[arg(long, value_name = "FILE", global = true)]
     tls_cert: Option<PathBuf>,
-    /// PEM private key of the API's TCP listener.
+    /// PEM private key of the API's TCP listener [api.tls_key].
     #[arg(long, value_name = "FILE", global = true)]
     tls_key: Option<PathBuf>,
-    /// PEM CA certificate(s) that API clients' certificates must be signed by.
+    /// PEM CA certificate(s) that API clients' certificates must be signed by
+    /// [api.tls_client_ca].
     #[arg(long, value_name = "FILE", global = true)]
     tls_client_ca: Option<PathBuf>,
     /// File holding a bearer token every API call must carry (`authorization: Bearer
-    /// TOKEN`); surrounding whitespace is ignored.
+    /// TOKEN`); surrounding whitespace is ignored [api.token_file].
     #[arg(long, value_name = "FILE", global = true)]
     token_file: Option<PathBuf>,
     /// A llama-family GGUF model for the assistant's narratives (any llama/mistral
     /// instruct GGUF works; default: models/weights/smollm2-135m-instruct.q8_0.gguf or
-    /// /var/lib/saker/models/… when present). Facts never come from the model.
+    /// /var/lib/saker/models/… when present). Facts never come from the model
+    /// [assistant.model].
     #[arg(long, global = true)]
     model: Option<PathBuf>,
-    /// all-MiniLM-L6-v2 directory for question routing (default: next to the model).
+    /// all-MiniLM-L6-v2 directory for question routing (default: next to the model)
+    /// [assistant.embedder].
     #[arg(long, global = true)]
     embedder: Option<PathBuf>,
-    /// Inference threads (0 = all cores but one).
-    #[arg(long, default_value_t = 0, global = true)]
-    model_threads: usize,
-    /// No model: deterministic answers only.
+    /// Inference threads (0 = all cores but one) [assistant.threads].
+    #[arg(long, global = true)]
+    model_threads: Option<usize>,
+    /// No model: deterministic answers only [assistant.no_model = true].
     #[arg(long, global = true)]
     no_model: bool,
+    /// Prometheus endpoint address, e.g. 127.0.0.1:9376 [metrics.listen].
+    #[arg(long, value_name = "ADDR", global = true)]
+    metrics_listen: Option<String>,
+    /// No Prometheus endpoint [metrics.enabled = false].
+    #[arg(long, global = true)]
+    no_metrics: bool,
+    /// Falco JSON alerts on stdout [outputs.stdout.enabled = true].
+    #[arg(long, global = true)]
+    alerts_stdout: bool,
+    /// Log format: text or json [log.format].
+    #[arg(long, value_name = "FORMAT", global = true)]
+    log_format: Option<String>,
+    /// Log filter: a level or tracing directives [log.level]; wins over RUST_LOG.
+    #[arg(long, value_name = "FILTER", global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -118,31 +153,125 @@ enum Cmd {
     Status,
 }
 
+/// The configuration: the file (or defaults), then the flags on top, validated again.
+fn config(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    let (mut c, file) = Config::load_default(cli.config.as_deref())?;
+    let set = |dst: &mut PathBuf, v: &Option<PathBuf>| {
+        if let Some(v) = v {
+            *dst = v.clone();
+        }
+    };
+    if let Some(v) = cli.ring_mib {
+        c.sensor.ring_mib = v;
+    }
+    if let Some(v) = &cli.node {
+        c.node = v.clone();
+    }
+    if let Some(v) = &cli.cluster {
+        c.cluster = v.clone();
+    }
+    if !cli.rules.is_empty() {
+        c.rules.paths = cli.rules.clone();
+    }
+    set(&mut c.rules.ioc, &cli.ioc);
+    set(&mut c.store.path, &cli.store);
+    set(&mut c.containerd.socket, &cli.containerd_socket);
+    if cli.no_containerd {
+        c.containerd.enabled = false;
+    }
+    if cli.prevent_drift {
+        c.policies.prevent_drift = true;
+    }
+    set(&mut c.api.socket, &cli.socket);
+    if let Some(v) = cli.listen {
+        c.api.listen = v.to_string();
+    }
+    set(&mut c.api.tls_cert, &cli.tls_cert);
+    set(&mut c.api.tls_key, &cli.tls_key);
+    set(&mut c.api.tls_client_ca, &cli.tls_client_ca);
+    set(&mut c.api.token_file, &cli.token_file);
+    set(&mut c.assistant.model, &cli.model);
+    set(&mut c.assistant.embedder, &cli.embedder);
+    if let Some(v) = cli.model_threads {
+        c.assistant.threads = v;
+    }
+    if cli.no_model {
+        c.assistant.no_model = true;
+    }
+    if let Some(v) = &cli.metrics_listen {
+        c.metrics.listen = v.clone();
+        c.metrics.enabled = true;
+    }
+    if cli.no_metrics {
+        c.metrics.enabled = false;
+    }
+    if cli.alerts_stdout {
+        c.outputs.stdout.enabled = true;
+    }
+    if let Some(v) = &cli.log_format {
+        c.log.format = match v.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => anyhow::bail!("--log-format {other:?}: expected text or json"),
+        };
+    }
+    if let Some(v) = &cli.log_level {
+        c.log.level = v.clone();
+    }
+    let name = match &file {
+        Some(f) => format!("{} (with command-line flags)", f.display()),
+        None => "built-in defaults (with command-line flags)".to_string(),
+    };
+    c.validate(&name)?;
+    Ok((c, file))
+}
+
+fn init_logs(c: &Config, flag_level: bool) {
+    use tracing_subscriber::EnvFilter;
+    // --log-level > RUST_LOG > log.level.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !flag_level && !v.is_empty() => EnvFilter::try_new(v).ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| EnvFilter::new(&c.log.level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs go to files and journals, where escape
+        // sequences are noise (and must not be confused with a workload's).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match c.log.format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().flatten_event(true).init(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let (cfg, file) = config(&cli)?;
+    init_logs(&cfg, cli.log_level.is_some());
+    match &file {
+        Some(f) => tracing::info!(config = %f.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file ({DEFAULT_PATH}): built-in defaults"),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    rt.block_on(run(cli))
+    rt.block_on(run(cli.cmd, cfg))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let cfg = SensorConfig {
-        ring_bytes: cli.ring_mib * 1024 * 1024,
-        prevent_drift: cli.prevent_drift,
+async fn run(cmd: Option<Cmd>, c: Config) -> anyhow::Result<()> {
+    let sensor_cfg = SensorConfig {
+        ring_bytes: c.sensor.ring_mib * 1024 * 1024,
+        prevent_drift: c.policies.prevent_drift,
+        queue_capacity: c.sensor.queue_capacity,
         ..Default::default()
     };
-    if matches!(cli.cmd, None | Some(Cmd::Run)) {
-        return daemon(cli, cfg).await;
+    if matches!(cmd, None | Some(Cmd::Run)) {
+        return daemon(c, sensor_cfg).await;
     }
-    let mut sensor = Sensor::load(&cfg).context("loading the sensor")?;
+    let mut sensor = Sensor::load(&sensor_cfg).context("loading the sensor")?;
     let report = sensor.report();
     tracing::info!(
         attached = report.attached(),
@@ -153,7 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     for p in report.failed() {
         tracing::warn!(program = %p.program, hook = %p.hook, "not attached: {}", p.error.as_deref().unwrap_or(""));
     }
-    match cli.cmd.unwrap_or(Cmd::Run) {
+    match cmd.unwrap_or(Cmd::Run) {
         Cmd::Status => {
             let out = serde_json::json!({ "attach": sensor.report(), "drops": sensor.drops()? });
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -179,7 +308,8 @@ async fn print_events(sensor: &mut Sensor, count: Option<u64>) -> anyhow::Result
             ev = events.recv() => {
                 let Some(ev) = ev else { break };
                 let mut out = stdout.lock();
-                serde_json::to_writer(&mut out, &ev)?;
+                // serde_json leaves DEL, C1 controls and bidi characters raw.
+                out.write_all(escape::json_safe(&serde_json::to_string(&ev)?).as_bytes())?;
                 out.write_all(b"\n")?;
                 out.flush()?;
                 n += 1;
@@ -222,64 +352,76 @@ async fn record(
     Ok(())
 }
 
-/// The API's listeners from the flags: TCP only with all three TLS files.
-fn api_config(cli: &Cli) -> anyhow::Result<ApiConfig> {
-    let tls = [&cli.tls_cert, &cli.tls_key, &cli.tls_client_ca];
-    let tcp = match (cli.listen, &cli.tls_cert, &cli.tls_key, &cli.tls_client_ca) {
-        (Some(addr), Some(cert), Some(key), Some(ca)) => Some(TcpConfig {
-            addr,
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: ca.clone(),
-        }),
-        (Some(addr), ..) => anyhow::bail!(
-            "--listen {addr} needs --tls-cert, --tls-key and --tls-client-ca: \
-             the API is served over TCP with mutual TLS only"
-        ),
-        (None, ..) if tls.iter().any(|f| f.is_some()) => {
-            anyhow::bail!("--tls-cert, --tls-key and --tls-client-ca apply to --listen only")
-        }
-        (None, ..) => None,
-    };
+/// The API's listeners (validated by `Config::validate`: TCP only with all three TLS
+/// files).
+fn api_config(c: &Config) -> anyhow::Result<ApiConfig> {
+    let tcp = c.api_listen().map(|addr| TcpConfig {
+        addr,
+        cert: c.api.tls_cert.clone(),
+        key: c.api.tls_key.clone(),
+        client_ca: c.api.tls_client_ca.clone(),
+    });
     let cfg = ApiConfig {
-        socket: Some(cli.socket.clone()),
+        socket: opt_path(&c.api.socket),
         tcp,
-        token: cli.token_file.as_deref().map(read_token_file).transpose()?,
+        token: opt_path(&c.api.token_file)
+            .as_deref()
+            .map(read_token_file)
+            .transpose()?,
         ..Default::default()
     };
     cfg.check()?;
     Ok(cfg)
 }
 
-async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
+async fn daemon(c: Config, sensor: SensorConfig) -> anyhow::Result<()> {
     // Refuse a bad API configuration before loading anything.
-    let api_cfg = api_config(&cli)?;
+    let api_cfg = api_config(&c)?;
+    let hours = |h: u64| (h > 0).then(|| Duration::from_secs(h * 3600));
     let mut config = DaemonConfig {
-        cluster: cli.cluster.clone(),
-        rules: cli.rules.clone(),
-        ioc: cli.ioc.clone(),
-        store_path: cli.store.clone(),
+        cluster: c.cluster.clone(),
+        rules: c.rules.paths.clone(),
+        ioc: opt_path(&c.rules.ioc),
+        store_path: c.store.path.clone(),
         sensor,
-        containerd: (!cli.no_containerd).then(|| ContainerdConfig {
-            socket: cli.containerd_socket.clone(),
+        // The sensor is loaded in Daemon::start: then drop what only loading needed.
+        drop_privileges: true,
+        containerd: c.containerd.enabled.then(|| ContainerdConfig {
+            socket: c.containerd.socket.clone(),
             ..Default::default()
         }),
         ..Default::default()
     };
-    if let Some(n) = &cli.node {
-        config.node = n.clone();
+    config.store.retention_max_age = hours(c.store.retention_max_age_hours);
+    config.store.retention_max_bytes =
+        (c.store.retention_max_mib > 0).then(|| c.store.retention_max_mib << 20);
+    if !c.node.is_empty() {
+        config.node = c.node.clone();
     }
     let d = Arc::new(Daemon::start(config)?);
-    let assist_cfg = if cli.no_model {
+    let outputs = Outputs::start(
+        &c.outputs,
+        d.config.node.clone(),
+        d.fields.clone(),
+        d.alerts_tx.subscribe(),
+    )?;
+    let metrics = match c.metrics_listen() {
+        Some(addr) => Some(
+            MetricsServer::start(addr, d.clone(), Some(outputs.stats.clone()))
+                .await
+                .with_context(|| format!("metrics.listen: binding {addr}"))?,
+        ),
+        None => None,
+    };
+    let a = &c.assistant;
+    let assist_cfg = if a.no_model {
         AssistConfig::default()
     } else {
         AssistConfig {
-            model_path: cli
-                .model
-                .clone()
+            model_path: opt_path(&a.model)
                 .or_else(|| default_weights("smollm2-135m-instruct.q8_0.gguf")),
-            embedder_dir: cli.embedder.clone().or_else(|| default_weights("minilm")),
-            threads: cli.model_threads,
+            embedder_dir: opt_path(&a.embedder).or_else(|| default_weights("minilm")),
+            threads: a.threads,
             ..AssistConfig::default()
         }
     };
@@ -298,6 +440,8 @@ async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
         total = report.programs.len(),
         upper_layer_check = report.upper_layer_check,
         rules = d.detector.rules().len(),
+        outputs = ?outputs.stats.outputs().map(|o| o.name).collect::<Vec<_>>(),
+        metrics = ?metrics.as_ref().map(|m| m.addr),
         "sakerd running"
     );
     for p in report.failed() {
@@ -324,13 +468,17 @@ async fn daemon(cli: Cli, sensor: SensorConfig) -> anyhow::Result<()> {
             _ = sigterm() => break,
         }
     }
-    let c = &d.counters;
+    let cn = &d.counters;
     let summary = serde_json::json!({
-        "events": c.events.load(std::sync::atomic::Ordering::Relaxed),
-        "alerts": c.alerts.load(std::sync::atomic::Ordering::Relaxed),
+        "events": cn.events.load(std::sync::atomic::Ordering::Relaxed),
+        "alerts": cn.alerts.load(std::sync::atomic::Ordering::Relaxed),
         "drops": d.drops()?,
     });
     api.shutdown().await;
+    if let Some(m) = metrics {
+        m.shutdown().await;
+    }
+    outputs.shutdown(Duration::from_secs(5)).await;
     match Arc::try_unwrap(d) {
         Ok(d) => d.shutdown(),
         // A request still holds the daemon: commit what is queued at least.
