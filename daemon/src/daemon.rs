@@ -41,6 +41,10 @@ pub struct DaemonConfig {
     /// How long an event waits for its container's metadata before it is evaluated and
     /// stored without it (flagged `meta_pending`).
     pub meta_wait: Duration,
+    /// Drop the capabilities only loading needed once the sensor is attached
+    /// (`crate::privilege`). sakerd sets it; off by default because a test process that
+    /// embeds the daemon loads more sensors afterwards.
+    pub drop_privileges: bool,
     /// The "Sensor dropped events" monitor's polling and clearing periods.
     pub health: crate::health::HealthConfig,
 }
@@ -62,6 +66,7 @@ impl Default for DaemonConfig {
             sensor: SensorConfig::default(),
             containerd: Some(ContainerdConfig::default()),
             meta_wait: Duration::from_secs(2),
+            drop_privileges: false,
             health: crate::health::HealthConfig::default(),
         }
     }
@@ -136,6 +141,9 @@ impl Daemon {
         };
         let mut sensor = Sensor::load(&config.sensor).context("loading the eBPF sensor")?;
         let stream = sensor.events()?;
+        if config.drop_privileges {
+            crate::privilege::drop_after_load();
+        }
         let sensor = Arc::new(Mutex::new(sensor));
         let procs = ProcEnricher::new(config.node.clone(), config.cluster.clone());
         let pipeline = Pipeline::new(procs, meta.clone(), detector.clone(), ioc);

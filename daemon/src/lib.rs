@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod outputs;
 pub mod health;
 pub mod pipeline;
+pub mod privilege;

@@ -18,4 +18,5 @@ mod node;
 mod server;
 mod status;
 
+pub use assistant::StoreEvidence;
 pub use server::{read_token_file, ApiConfig, ApiServer, ApiStats, Limits, TcpConfig};
