@@ -52,7 +52,7 @@ impl ConfigError {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Node name in events and alerts; "" = the hostname.
@@ -208,25 +208,6 @@ pub struct LogSection {
     /// tracing filter: a level ("info") or directives ("info,saker=debug"). RUST_LOG,
     /// when set, wins.
     pub level: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            node: String::new(),
-            cluster: String::new(),
-            sensor: SensorSection::default(),
-            rules: RulesSection::default(),
-            policies: PoliciesSection::default(),
-            store: StoreSection::default(),
-            api: ApiSection::default(),
-            containerd: ContainerdSection::default(),
-            assistant: AssistantSection::default(),
-            outputs: OutputsSection::default(),
-            metrics: MetricsSection::default(),
-            log: LogSection::default(),
-        }
-    }
 }
 
 impl Default for SensorSection {
@@ -432,21 +413,29 @@ impl Config {
                     "must be at least 1".into(),
                 ));
             }
+            if o.file.keep > 1000 {
+                return Err(bad("outputs.file.keep", "at most 1000".into()));
+            }
         }
         let w = &o.webhook;
         if w.enabled {
             crate::outputs::webhook::check_url(&w.url)
                 .map_err(|m| bad("outputs.webhook.url", m))?;
-            if w.timeout_ms == 0 {
+            if w.timeout_ms == 0 || w.timeout_ms > 600_000 {
                 return Err(bad(
                     "outputs.webhook.timeout_ms",
-                    "must be at least 1".into(),
+                    "must be between 1 and 600000 (10 minutes)".into(),
                 ));
             }
-            if w.backoff_initial_ms == 0 || w.backoff_max_ms < w.backoff_initial_ms {
+            if w.backoff_initial_ms == 0
+                || w.backoff_max_ms < w.backoff_initial_ms
+                || w.backoff_max_ms > 3_600_000
+            {
                 return Err(bad(
                     "outputs.webhook.backoff_initial_ms",
-                    "must be at least 1 and at most outputs.webhook.backoff_max_ms".into(),
+                    "must be at least 1 and at most outputs.webhook.backoff_max_ms \
+                     (itself at most 3600000, an hour)"
+                        .into(),
                 ));
             }
         }

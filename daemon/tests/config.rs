@@ -154,6 +154,12 @@ fn bad_values_name_the_key() {
         ("[outputs.file]\nenabled = true\nmax_size_mib = 0\n", "outputs.file.max_size_mib", "at least 1"),
         ("[log]\nlevel = \"info,saker=loud\"\n", "log.level", "loud"),
         ("[store]\npath = \"\"\n", "store.path", "empty"),
+        ("[outputs.file]\nenabled = true\nkeep = 5000\n", "outputs.file.keep", "1000"),
+        (
+            "[outputs.webhook]\nenabled = true\nurl = \"http://h/\"\ntimeout_ms = 0\n",
+            "outputs.webhook.timeout_ms",
+            "between",
+        ),
     ];
     for (text, key, part) in cases {
         let e = Config::parse("bad.toml", text).expect_err(text);

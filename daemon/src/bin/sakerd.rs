@@ -377,7 +377,7 @@ fn api_config(c: &Config) -> anyhow::Result<ApiConfig> {
 async fn daemon(c: Config, sensor: SensorConfig) -> anyhow::Result<()> {
     // Refuse a bad API configuration before loading anything.
     let api_cfg = api_config(&c)?;
-    let hours = |h: u64| (h > 0).then(|| Duration::from_secs(h * 3600));
+    let hours = |h: u64| (h > 0).then(|| Duration::from_secs(h.saturating_mul(3600)));
     let mut config = DaemonConfig {
         cluster: c.cluster.clone(),
         rules: c.rules.paths.clone(),
@@ -393,8 +393,8 @@ async fn daemon(c: Config, sensor: SensorConfig) -> anyhow::Result<()> {
         ..Default::default()
     };
     config.store.retention_max_age = hours(c.store.retention_max_age_hours);
-    config.store.retention_max_bytes =
-        (c.store.retention_max_mib > 0).then(|| c.store.retention_max_mib << 20);
+    config.store.retention_max_bytes = (c.store.retention_max_mib > 0)
+        .then_some(c.store.retention_max_mib.saturating_mul(1 << 20));
     if !c.node.is_empty() {
         config.node = c.node.clone();
     }
