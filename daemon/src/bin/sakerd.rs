@@ -405,12 +405,20 @@ async fn daemon(c: Config, sensor: SensorConfig) -> anyhow::Result<()> {
         d.fields.clone(),
         d.alerts_tx.subscribe(),
     )?;
+    // A taken port must not stop detection: the endpoint is reported missing instead.
     let metrics = match c.metrics_listen() {
-        Some(addr) => Some(
-            MetricsServer::start(addr, d.clone(), Some(outputs.stats.clone()))
-                .await
-                .with_context(|| format!("metrics.listen: binding {addr}"))?,
-        ),
+        Some(addr) => {
+            match MetricsServer::start(addr, d.clone(), Some(outputs.stats.clone())).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(
+                        "metrics.listen: cannot listen on {addr} ({e}); running without the \
+                         metrics endpoint"
+                    );
+                    None
+                }
+            }
+        }
         None => None,
     };
     let a = &c.assistant;
