@@ -218,6 +218,25 @@ fn config(cli: &Cli) -> anyhow::Result<(Config, Option<PathBuf>)> {
     if let Some(v) = &cli.log_level {
         c.log.level = v.clone();
     }
+    // The flags' own wording for the TCP listener's combinations (scripts rely on it).
+    let tls_set = [&c.api.tls_cert, &c.api.tls_key, &c.api.tls_client_ca]
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .count();
+    if let Some(addr) = cli.listen {
+        if tls_set < 3 {
+            anyhow::bail!(
+                "--listen {addr} needs --tls-cert, --tls-key and --tls-client-ca (api.tls_*): \
+                 the API is served over TCP with mutual TLS only"
+            );
+        }
+    }
+    let tls_flag = cli.tls_cert.is_some() || cli.tls_key.is_some() || cli.tls_client_ca.is_some();
+    if tls_flag && c.api.listen.is_empty() {
+        anyhow::bail!(
+            "--tls-cert, --tls-key and --tls-client-ca apply to --listen only (api.listen)"
+        );
+    }
     let name = match &file {
         Some(f) => format!("{} (with command-line flags)", f.display()),
         None => "built-in defaults (with command-line flags)".to_string(),
