@@ -68,9 +68,7 @@ fn hostile_names_and_arguments_in_a_container_are_stored_exactly_and_escaped() {
         .expect("exec in the container");
     assert!(out.status.success(), "{out:?}");
 
-    let q = Query::new()
-        .filter(&format!("rule = \"{RULE}\""))
-        .limit(100);
+    let q = Query::new().filter(format!("rule = \"{RULE}\"")).limit(100);
     let end = Instant::now() + Duration::from_secs(20);
     let alert = loop {
         daemon.flush().unwrap();
