@@ -383,3 +383,131 @@ async fn file_output_rotates() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The real `sakerd` with a configuration file: a real exec that matches a rule reaches
+/// stdout (--alerts-stdout overriding the file), the rotating file and the webhook as
+/// the same Falco JSON; the metrics endpoint is disabled by the file.
+#[test]
+fn sakerd_sends_real_alerts_to_every_output() {
+    api_support::require_root();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let recv = Arc::new(Recv::default());
+    let addr = rt.block_on(receiver(recv.clone()));
+    let dir = api_support::temp_dir("sakerd-out");
+    let cfg = dir.join("saker.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"node = "out-node"
+[rules]
+paths = ["{rules}"]
+[store]
+path = "{dir}/saker.db"
+[api]
+socket = "{dir}/run/saker.sock"
+[containerd]
+enabled = false
+[assistant]
+no_model = true
+[sensor]
+ring_mib = 4
+[outputs.file]
+enabled = true
+path = "{dir}/alerts.json"
+[outputs.webhook]
+enabled = true
+url = "http://{addr}/"
+[metrics]
+enabled = false
+"#,
+            rules = api_support::rules_file().display(),
+            dir = dir.display(),
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sakerd"))
+        .args(["--config", cfg.to_str().unwrap(), "--alerts-stdout", "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    // Ready when the API socket exists.
+    let t0 = Instant::now();
+    while !dir.join("run/saker.sock").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "sakerd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let marker = format!("stratum+tcp://out-test-{}.example:3333", std::process::id());
+    let st = std::process::Command::new("/bin/echo")
+        .arg(&marker)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t0 = Instant::now();
+    let mine = |b: &Bytes| String::from_utf8_lossy(b).contains(&marker);
+    while !recv
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, _, b)| mine(b))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no webhook delivery"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill sends a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(child.wait().unwrap().success());
+    let log = log.join().unwrap();
+    assert!(
+        !log.contains("metrics endpoint"),
+        "metrics disabled by the file: {log}"
+    );
+
+    let hook: Value = {
+        let got = recv.accepted.lock().unwrap();
+        let (_, ct, body) = got.iter().find(|(_, _, b)| mine(b)).unwrap();
+        assert_eq!(ct, "application/json");
+        serde_json::from_slice(body).unwrap()
+    };
+    let pick = |text: &str| -> Value {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&marker))
+            .unwrap_or_else(|| panic!("no alert line in {text}"));
+        serde_json::from_str(line).unwrap()
+    };
+    let stdout_v = pick(&out);
+    let file_v = pick(&std::fs::read_to_string(dir.join("alerts.json")).unwrap());
+    assert_eq!(stdout_v, hook);
+    assert_eq!(file_v, hook);
+    assert_eq!(
+        hook["rule"],
+        "Malware - Stratum Mining Protocol In Command Line"
+    );
+    assert_eq!(hook["hostname"], "out-node");
+    assert_eq!(hook["source"], "syscall");
+    assert_eq!(hook["output_fields"]["proc.name"], "echo");
+    assert_eq!(hook["output_fields"]["container.id"], "host");
+    assert!(hook["output_fields"]["proc.cmdline"]
+        .as_str()
+        .unwrap()
+        .contains(&marker));
+    let _ = std::fs::remove_dir_all(&dir);
+}
