@@ -3,12 +3,15 @@
 //! refuses users outside root and its group (the real `saker` CLI run as `nobody` through
 //! util-linux's `setpriv`).
 //!
-//! TCP without mutual TLS (plaintext h2c, TLS without or with a foreign client
-//! certificate) is refused in `api_cli.rs` (`tcp_needs_a_client_certificate`,
-//! `sakerd_refuses_tcp_without_mtls`).
+//! TCP without mutual TLS: raw plaintext HTTP/2 (h2c) and HTTP/1.1 bytes get no answer
+//! here; the CLI over plaintext, TLS without a client certificate and with a foreign one
+//! are refused in `api_cli.rs` (`tcp_needs_a_client_certificate`), and sakerd refuses
+//! `--listen` without the TLS files (`sakerd_refuses_tcp_without_mtls`).
 
+mod api_support;
 mod sakerd_support;
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -202,4 +205,61 @@ fn the_api_socket_refuses_other_users_and_admits_its_group() {
         "group member: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// The mutual-TLS port answers neither HTTP/2 with prior knowledge (h2c) nor HTTP/1.1:
+/// raw bytes on a socket, no client library in between. At most a TLS alert comes back.
+#[test]
+fn the_tcp_port_answers_no_plaintext_http() {
+    let env = api_support::Env::start(
+        "h2c",
+        api_support::Opts {
+            tls: true,
+            ..Default::default()
+        },
+    );
+    let addr = env.tcp.expect("TCP listener");
+    let h2c = [
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".as_slice(),
+        // An empty SETTINGS frame.
+        &[0, 0, 0, 4, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let h1 = b"POST /saker.v1.NodeService/GetInfo HTTP/1.1\r\nHost: localhost\r\n\
+               content-type: application/grpc\r\ncontent-length: 5\r\n\r\n\0\0\0\0\0"
+        .to_vec();
+    for (what, req) in [("h2c", h2c), ("HTTP/1.1", h1)] {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // The server may close before everything is written.
+        let _ = s.write_all(&req);
+        let mut buf = Vec::new();
+        // Ends at close, reset or the timeout; what arrived before stays in buf.
+        let _ = s.read_to_end(&mut buf);
+        assert!(
+            buf.is_empty() || buf[0] == 0x15,
+            "{what}: only a TLS alert record may come back, got {buf:02x?}"
+        );
+        assert!(!String::from_utf8_lossy(&buf).contains("HTTP/"), "{what}");
+    }
+    // A good mTLS client is still served afterwards.
+    let c = env.certs.as_ref().unwrap();
+    let o = api_support::saker(&[
+        "--addr",
+        &format!("https://127.0.0.1:{}", addr.port()),
+        "--ca",
+        c.ca.to_str().unwrap(),
+        "--cert",
+        c.client_cert.to_str().unwrap(),
+        "--key",
+        c.client_key.to_str().unwrap(),
+        "node",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    env.stop();
 }
