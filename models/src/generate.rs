@@ -7,11 +7,11 @@ use std::time::Instant;
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 
 use crate::chat::{build_prompt, sanitize_with, ChatMessage, ChatTemplate, Prompt};
 use crate::error::{ModelError, Result};
 use crate::gguf_meta;
+use crate::llama::{ModelWeights, MAX_SEQ_LEN};
 use crate::threads;
 use crate::tokenizer::{StreamDecoder, TextTokenizer};
 
@@ -437,7 +437,7 @@ fn emit(
 
 /// candle reads some hyper-parameters with exact types and requires
 /// `rope.dimension_count`, which converters may omit (llama.cpp defaults it).
-fn normalize_hparams(content: &mut Content) -> Result<()> {
+pub(crate) fn normalize_hparams(content: &mut Content) -> Result<()> {
     for key in U32_KEYS {
         let v = match content.metadata.get(*key) {
             Some(v) => gguf_meta::as_u64(v),

@@ -12,6 +12,7 @@ mod embed;
 mod error;
 mod generate;
 pub mod gguf_meta;
+mod llama;
 mod requant;
 mod threads;
 mod tokenizer;
@@ -30,5 +31,5 @@ pub use tokenizer::{StreamDecoder, TextTokenizer};
 /// Re-exported so callers can build GGUF metadata without depending on candle.
 pub use candle_core::quantized::gguf_file::Value as GgufValue;
 
-/// candle's quantized llama keeps at most this many positions.
-pub const MAX_CONTEXT: usize = candle_transformers::models::quantized_llama::MAX_SEQ_LEN;
+/// The llama graph keeps at most this many positions (candle's RoPE table size).
+pub const MAX_CONTEXT: usize = llama::MAX_SEQ_LEN;
