@@ -254,6 +254,23 @@ impl Containerd {
         })
     }
 
+    /// Stops the containerd process only (SIGTERM); containers keep running under their
+    /// shims. For fault tests: [`Containerd::restart_process`] starts it again.
+    pub fn stop_process(&mut self) -> Result<()> {
+        self.stop_daemon()
+    }
+
+    /// Starts containerd again on the same root, state and socket (after
+    /// [`Containerd::stop_process`]) and waits until it answers.
+    pub fn restart_process(&mut self) -> Result<()> {
+        let log_path = self.scratch.join("containerd.log");
+        let child = spawn_daemon(&self.scratch, &log_path)?;
+        self.pid = child.id();
+        self.child = Some(child);
+        self.wait_ready()
+            .with_context(|| format!("containerd log: {}", tail(&log_path)))
+    }
+
     /// Tears everything down and reports what failed; Drop does the same but can only log.
     pub fn shutdown(mut self) -> Result<()> {
         let errors = self.teardown();
