@@ -370,7 +370,7 @@ fn a_full_filesystem_is_reported_detection_goes_on_and_space_coming_back_recover
         d.store
             .query_alerts(
                 &Query::new()
-                    .filter(&format!("rule = \"{MINER_RULE}\""))
+                    .filter(format!("rule = \"{MINER_RULE}\""))
                     .limit(saker_store::MAX_LIMIT),
             )
             .unwrap()

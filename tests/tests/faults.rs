@@ -55,7 +55,7 @@ fn health_alerts(d: &Daemon, rule: &str) -> Vec<saker_event::Alert> {
     d.store
         .query_alerts(
             &Query::new()
-                .filter(&format!("rule = \"{rule}\""))
+                .filter(format!("rule = \"{rule}\""))
                 .limit(100),
         )
         .unwrap()

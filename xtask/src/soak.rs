@@ -510,8 +510,7 @@ fn soak(bins: &Path, dir: &Path, a: &SoakArgs) -> anyhow::Result<()> {
     let open_at = |t_ns: i64| {
         alerts
             .iter()
-            .filter(|(_, t, _)| *t < t_ns)
-            .next_back()
+            .rfind(|(_, t, _)| *t < t_ns)
             .is_some_and(|(r, _, _)| r == RULE_DROPS)
     };
     let in_phase = |p: &Phase, rule: &str| {
