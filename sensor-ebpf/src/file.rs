@@ -13,7 +13,7 @@ use aya_ebpf::{
 use saker_common::{class, flag, kind, FileEvent, PATH_LEN};
 
 use crate::{
-    kernel::sys_arg,
+    kernel::{in_compat_syscall, read_syscall, SysCall},
     output::{count_drop, fill_header, wakeup_flags, wanted, EVENTS},
     syscall::{arg, remember, ret, take, Pending},
 };
@@ -249,47 +249,48 @@ exit_program!(sys_exit_unlinkat, "sys_exit_unlinkat");
 // `__x64_sys_*` and the raw `sys_exit` dispatcher (syscall.rs). No map, one program per
 // syscall.
 
-/// Emits unless the class is off or the task is excluded.
+/// Emits unless the class is off, the task is excluded, or it is an ia32 syscall (whose
+/// numbers are not the x86-64 ones: checked here, after the cheap filters).
 #[inline(always)]
 fn emit_wanted(kind: u32, dfd: i32, ptr: u64, flags: u32, mode: u32, ret: i64) {
-    if wanted(class::FILE).is_some() {
+    if wanted(class::FILE).is_some() && !in_compat_syscall() {
         emit(kind, dfd, ptr, flags, mode, ret);
     }
 }
 
 #[inline(always)]
-pub fn on_openat(regs: *const u8, ret: i64) {
+pub fn on_openat(c: &SysCall, ret: i64) {
     // The hottest syscall: flags, then (read-only) the path prefix, before anything else.
-    let flags = sys_arg::<2>(regs) as u32;
-    let ptr = sys_arg::<1>(regs);
+    let flags = c.arg::<2>() as u32;
+    let ptr = c.arg::<1>();
     if !open_reported(ptr, flags) {
         return;
     }
-    let dfd = sys_arg::<0>(regs) as i32;
-    let mode = sys_arg::<3>(regs) as u32;
+    let dfd = c.arg::<0>() as i32;
+    let mode = c.arg::<3>() as u32;
     emit_wanted(kind::OPEN, dfd, ptr, flags, mode, ret);
 }
 
 /// openat2(dfd, path, struct open_how *how, size): flags and mode live in user memory.
 #[inline(always)]
-pub fn on_openat2(regs: *const u8, ret: i64) {
-    let how = sys_arg::<2>(regs);
+pub fn on_openat2(c: &SysCall, ret: i64) {
+    let how = c.arg::<2>();
     let Ok(how) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(how as *const [u64; 2]) })
     else {
         return;
     };
-    let ptr = sys_arg::<1>(regs);
+    let ptr = c.arg::<1>();
     if !open_reported(ptr, how[0] as u32) {
         return;
     }
-    let dfd = sys_arg::<0>(regs) as i32;
+    let dfd = c.arg::<0>() as i32;
     emit_wanted(kind::OPEN, dfd, ptr, how[0] as u32, how[1] as u32, ret);
 }
 
 #[inline(always)]
-pub fn on_creat(regs: *const u8, ret: i64) {
-    let ptr = sys_arg::<0>(regs);
-    let mode = sys_arg::<1>(regs) as u32;
+pub fn on_creat(c: &SysCall, ret: i64) {
+    let ptr = c.arg::<0>();
+    let mode = c.arg::<1>() as u32;
     emit_wanted(
         kind::OPEN,
         AT_FDCWD,
@@ -301,46 +302,46 @@ pub fn on_creat(regs: *const u8, ret: i64) {
 }
 
 #[inline(always)]
-pub fn on_chmod(regs: *const u8, ret: i64) {
-    let ptr = sys_arg::<0>(regs);
-    let mode = sys_arg::<1>(regs) as u32;
+pub fn on_chmod(c: &SysCall, ret: i64) {
+    let ptr = c.arg::<0>();
+    let mode = c.arg::<1>() as u32;
     emit_wanted(kind::CHMOD, AT_FDCWD, ptr, 0, mode, ret);
 }
 
 #[inline(always)]
-pub fn on_fchmod(regs: *const u8, ret: i64) {
-    let fd = sys_arg::<0>(regs) as i32;
-    let mode = sys_arg::<1>(regs) as u32;
+pub fn on_fchmod(c: &SysCall, ret: i64) {
+    let fd = c.arg::<0>() as i32;
+    let mode = c.arg::<1>() as u32;
     emit_wanted(kind::CHMOD, fd, 0, 0, mode, ret);
 }
 
 /// fchmodat and fchmodat2 (whose extra flags are not reported, as before).
 #[inline(always)]
-pub fn on_fchmodat(regs: *const u8, ret: i64) {
-    let dfd = sys_arg::<0>(regs) as i32;
-    let ptr = sys_arg::<1>(regs);
-    let mode = sys_arg::<2>(regs) as u32;
+pub fn on_fchmodat(c: &SysCall, ret: i64) {
+    let dfd = c.arg::<0>() as i32;
+    let ptr = c.arg::<1>();
+    let mode = c.arg::<2>() as u32;
     emit_wanted(kind::CHMOD, dfd, ptr, 0, mode, ret);
 }
 
 #[inline(always)]
-pub fn on_memfd_create(regs: *const u8, ret: i64) {
-    let ptr = sys_arg::<0>(regs);
-    let flags = sys_arg::<1>(regs) as u32;
+pub fn on_memfd_create(c: &SysCall, ret: i64) {
+    let ptr = c.arg::<0>();
+    let flags = c.arg::<1>() as u32;
     emit_wanted(kind::MEMFD_CREATE, -1, ptr, flags, 0, ret);
 }
 
 #[inline(always)]
-pub fn on_unlink(regs: *const u8, ret: i64) {
-    let ptr = sys_arg::<0>(regs);
+pub fn on_unlink(c: &SysCall, ret: i64) {
+    let ptr = c.arg::<0>();
     emit_wanted(kind::UNLINK, AT_FDCWD, ptr, 0, 0, ret);
 }
 
 #[inline(always)]
-pub fn on_unlinkat(regs: *const u8, ret: i64) {
-    let dfd = sys_arg::<0>(regs) as i32;
-    let ptr = sys_arg::<1>(regs);
-    let flags = sys_arg::<2>(regs) as u32;
+pub fn on_unlinkat(c: &SysCall, ret: i64) {
+    let dfd = c.arg::<0>() as i32;
+    let ptr = c.arg::<1>();
+    let flags = c.arg::<2>() as u32;
     emit_wanted(kind::UNLINK, dfd, ptr, flags, 0, ret);
 }
 
@@ -350,7 +351,9 @@ macro_rules! fexit_program {
     ($fn_name:ident, $func:literal, $handler:ident) => {
         #[fexit(function = $func)]
         pub fn $fn_name(ctx: FExitContext) -> i32 {
-            $handler(ctx.arg::<*const u8>(0), ctx.arg::<i64>(1));
+            if let Some(c) = read_syscall(ctx.arg::<*const u8>(0)) {
+                $handler(&c, ctx.arg::<i64>(1));
+            }
             0
         }
     };

@@ -1,7 +1,7 @@
 //! Reading kernel structs at offsets the loader computed from BTF.
 
 use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use saker_common::Offsets;
+use saker_common::{Offsets, REGS_WINDOW};
 
 /// Written by the loader before load (`EbpfLoader::set_global`); read-only afterwards, so
 /// the verifier sees the values as constants.
@@ -38,6 +38,7 @@ static OFFSETS: Offsets = Offsets {
     regs_arg2: 0,
     regs_arg3: 0,
     regs_nr: 0,
+    regs_window: 0,
     task_ti_status: 0,
 };
 
@@ -123,26 +124,48 @@ pub fn mm_args(mm: *const u8) -> (u64, u64) {
     )
 }
 
-/// Syscall argument `N` (0..=3) from the saved user registers of a syscall.
-#[inline(always)]
-pub fn sys_arg<const N: usize>(regs: *const u8) -> u64 {
-    let off = match N {
-        0 => off!(regs_arg0),
-        1 => off!(regs_arg1),
-        2 => off!(regs_arg2),
-        _ => off!(regs_arg3),
-    };
-    read::<u64>(regs, off)
+/// A syscall's number and arguments 0..=3, from its saved user registers.
+pub struct SysCall {
+    window: [u64; REGS_WINDOW / 8],
 }
 
-/// The syscall number in the saved user registers (`orig_ax`), or -1.
-#[inline(always)]
-pub fn sys_nr(regs: *const u8) -> i64 {
-    if regs.is_null() {
-        return -1;
+impl SysCall {
+    #[inline(always)]
+    fn word(&self, off: usize) -> u64 {
+        // The loader checked that every register lies 8-aligned inside the window; the
+        // offsets are constants to the verifier, so this folds to one stack load.
+        let i = off.wrapping_sub(off!(regs_window)) / 8;
+        self.window.get(i).copied().unwrap_or(0)
     }
-    let off = off!(regs_nr);
-    unsafe { bpf_probe_read_kernel(regs.wrapping_add(off) as *const i64) }.unwrap_or(-1)
+
+    #[inline(always)]
+    pub fn nr(&self) -> i64 {
+        self.word(off!(regs_nr)) as i64
+    }
+
+    #[inline(always)]
+    pub fn arg<const N: usize>(&self) -> u64 {
+        self.word(match N {
+            0 => off!(regs_arg0),
+            1 => off!(regs_arg1),
+            2 => off!(regs_arg2),
+            _ => off!(regs_arg3),
+        })
+    }
+}
+
+/// Reads the registers a syscall program needs with one helper call (this runs at every
+/// syscall's exit).
+#[inline(always)]
+pub fn read_syscall(regs: *const u8) -> Option<SysCall> {
+    if regs.is_null() {
+        return None;
+    }
+    let base = off!(regs_window);
+    let window =
+        unsafe { bpf_probe_read_kernel(regs.wrapping_add(base) as *const [u64; REGS_WINDOW / 8]) }
+            .ok()?;
+    Some(SysCall { window })
 }
 
 const TS_COMPAT: u32 = 0x0002;

@@ -11,7 +11,7 @@ use aya_ebpf::{
 use saker_common::{class, kind, ConnectEvent};
 
 use crate::{
-    kernel::sys_arg,
+    kernel::{in_compat_syscall, read_syscall, SysCall},
     output::{count_drop, fill_header, wakeup_flags, wanted, EVENTS},
     syscall::{arg, remember, ret, take, Pending},
 };
@@ -96,18 +96,20 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
 /// copied it at entry; a thread that rewrites it meanwhile can mislead this copy, as it
 /// could the tracepoint's).
 #[inline(always)]
-pub fn on_connect(regs: *const u8, ret: i64) {
-    if wanted(class::NET).is_none() {
+pub fn on_connect(c: &SysCall, ret: i64) {
+    if wanted(class::NET).is_none() || in_compat_syscall() {
         return;
     }
-    let Some(sa) = read_sockaddr(sys_arg::<1>(regs)) else {
+    let Some(sa) = read_sockaddr(c.arg::<1>()) else {
         return;
     };
-    emit(sys_arg::<0>(regs) as i32, &sa, ret);
+    emit(c.arg::<0>() as i32, &sa, ret);
 }
 
 #[fexit(function = "__x64_sys_connect")]
 pub fn fexit_connect(ctx: FExitContext) -> i32 {
-    on_connect(ctx.arg::<*const u8>(0), ctx.arg::<i64>(1));
+    if let Some(c) = read_syscall(ctx.arg::<*const u8>(0)) {
+        on_connect(&c, ctx.arg::<i64>(1));
+    }
     0
 }

@@ -40,9 +40,11 @@ mod nr {
 /// and a compare.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn raw_sys_exit(ctx: RawTracePointContext) -> i32 {
-    let regs: *const u8 = ctx.arg(0);
+    let Some(c) = kernel::read_syscall(ctx.arg(0)) else {
+        return 0;
+    };
     let ret: i64 = ctx.arg(1);
-    let n = kernel::sys_nr(regs);
+    let n = c.nr();
     let watched = matches!(
         n,
         nr::CONNECT
@@ -57,21 +59,21 @@ pub fn raw_sys_exit(ctx: RawTracePointContext) -> i32 {
             | nr::OPENAT2
             | nr::FCHMODAT2
     );
-    // ia32 syscalls have other numbers (5 is open there, not fstat's 5 here…).
-    if !watched || kernel::in_compat_syscall() {
+    // ia32 syscalls have other numbers: the handlers check for them before emitting.
+    if !watched {
         return 0;
     }
     match n {
-        nr::OPENAT => file::on_openat(regs, ret),
-        nr::OPENAT2 => file::on_openat2(regs, ret),
-        nr::CREAT => file::on_creat(regs, ret),
-        nr::CHMOD => file::on_chmod(regs, ret),
-        nr::FCHMOD => file::on_fchmod(regs, ret),
-        nr::FCHMODAT | nr::FCHMODAT2 => file::on_fchmodat(regs, ret),
-        nr::MEMFD_CREATE => file::on_memfd_create(regs, ret),
-        nr::UNLINK => file::on_unlink(regs, ret),
-        nr::UNLINKAT => file::on_unlinkat(regs, ret),
-        nr::CONNECT => net::on_connect(regs, ret),
+        nr::OPENAT => file::on_openat(&c, ret),
+        nr::OPENAT2 => file::on_openat2(&c, ret),
+        nr::CREAT => file::on_creat(&c, ret),
+        nr::CHMOD => file::on_chmod(&c, ret),
+        nr::FCHMOD => file::on_fchmod(&c, ret),
+        nr::FCHMODAT | nr::FCHMODAT2 => file::on_fchmodat(&c, ret),
+        nr::MEMFD_CREATE => file::on_memfd_create(&c, ret),
+        nr::UNLINK => file::on_unlink(&c, ret),
+        nr::UNLINKAT => file::on_unlinkat(&c, ret),
+        nr::CONNECT => net::on_connect(&c, ret),
         _ => {}
     }
     0

@@ -1,7 +1,7 @@
 //! Kernel struct offsets from BTF, for the eBPF programs' `OFFSETS` global.
 
 use saker_btf::{resolve_all, Btf};
-use saker_common::Offsets;
+use saker_common::{Offsets, REGS_WINDOW};
 
 use super::SensorError;
 
@@ -47,11 +47,17 @@ const SYSCALL_REGS: [(&str, &str); 6] = [
     ("task_struct", "thread_info.status"),
 ];
 
-/// The [`SYSCALL_REGS`] offsets, or `None` when this kernel is not x86-64: the file and
-/// network programs then use the syscall tracepoints.
-pub fn syscall_regs(btf: &Btf) -> Option<[u32; 6]> {
+/// The [`SYSCALL_REGS`] offsets and the start of the window the programs read them from,
+/// or `None` when this kernel is not x86-64 (or its registers do not fit one
+/// [`REGS_WINDOW`]): the file and network programs then use the syscall tracepoints.
+pub fn syscall_regs(btf: &Btf) -> Option<([u32; 6], u32)> {
     let v = resolve_all(btf, &SYSCALL_REGS).ok()?;
-    Some([v[0], v[1], v[2], v[3], v[4], v[5]])
+    let regs = &v[..5];
+    let base = *regs.iter().min()?;
+    let fits = regs
+        .iter()
+        .all(|&o| (o - base) % 8 == 0 && (o - base) as usize + 8 <= REGS_WINDOW);
+    fits.then_some(([v[0], v[1], v[2], v[3], v[4], v[5]], base))
 }
 
 /// Resolves every offset the programs need. A missing field fails with its name; only the
@@ -87,12 +93,13 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, SensorError> {
         sb_s_magic: v[20],
         dentry_name: v[21],
         binprm_filename: v[22],
-        regs_arg0: regs.map_or(0, |r| r[0]),
-        regs_arg1: regs.map_or(0, |r| r[1]),
-        regs_arg2: regs.map_or(0, |r| r[2]),
-        regs_arg3: regs.map_or(0, |r| r[3]),
-        regs_nr: regs.map_or(0, |r| r[4]),
-        task_ti_status: regs.map_or(0, |r| r[5]),
+        regs_arg0: regs.map_or(0, |(r, _)| r[0]),
+        regs_arg1: regs.map_or(0, |(r, _)| r[1]),
+        regs_arg2: regs.map_or(0, |(r, _)| r[2]),
+        regs_arg3: regs.map_or(0, |(r, _)| r[3]),
+        regs_nr: regs.map_or(0, |(r, _)| r[4]),
+        regs_window: regs.map_or(0, |(_, base)| base),
+        task_ti_status: regs.map_or(0, |(r, _)| r[5]),
         ovl_inode_vfs_inode: ovl.as_ref().map_or(0, |o| o[0]),
         ovl_inode_upperdentry: ovl.as_ref().map_or(0, |o| o[1]),
         have_ovl: u32::from(ovl.is_some()),

@@ -213,10 +213,16 @@ pub struct Offsets {
     pub regs_arg2: u32,
     pub regs_arg3: u32,
     pub regs_nr: u32,
+    /// Start of the [`REGS_WINDOW`]-byte span of `struct pt_regs` that holds all of the
+    /// above (read with one helper call per syscall).
+    pub regs_window: u32,
     /// `task_struct.thread_info.status` (x86: `TS_COMPAT` marks a 32-bit syscall, whose
     /// numbers differ).
     pub task_ti_status: u32,
 }
+
+/// Bytes of `struct pt_regs` read per syscall: x86-64's r10..orig_ax.
+pub const REGS_WINDOW: usize = 72;
 
 /// Name of the offsets global in the eBPF object.
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
