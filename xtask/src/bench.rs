@@ -108,7 +108,7 @@ pub fn run(root: &Path, a: BenchArgs) -> anyhow::Result<()> {
     let ro = tmp.join("ro");
     std::fs::write(&ro, b"x")?;
     let wr = tmp.join("wr");
-    let storms = vec![
+    let storms = [
         Storm {
             name: "exec storm",
             args: vec!["exec-storm".into(), a.execs.to_string()],

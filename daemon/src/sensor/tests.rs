@@ -113,15 +113,16 @@ fn reduce(ev: &Event, dir: &Path, port: u16) -> Option<Seen> {
     match &ev.body {
         Body::File(f) => {
             let path = f.path.as_bytes();
-            let rel =
-                if f.op == FileKind::MemfdCreate || (f.op == FileKind::Chmod && path.is_empty()) {
-                    path
-                } else if f.op == FileKind::Open && path == b"/etc/shadow" {
-                    path
-                } else {
-                    let d = dir.as_os_str().as_bytes();
-                    path.strip_prefix(d)?.strip_prefix(b"/")?
-                };
+            // memfd names, fchmod (no path) and the credential file are kept as they are.
+            let as_is = f.op == FileKind::MemfdCreate
+                || (f.op == FileKind::Chmod && path.is_empty())
+                || (f.op == FileKind::Open && path == b"/etc/shadow");
+            let rel = if as_is {
+                path
+            } else {
+                let d = dir.as_os_str().as_bytes();
+                path.strip_prefix(d)?.strip_prefix(b"/")?
+            };
             if f.op == FileKind::MemfdCreate && rel != b"saker-hooks" {
                 return None;
             }
