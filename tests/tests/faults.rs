@@ -53,11 +53,7 @@ fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
 fn health_alerts(d: &Daemon, rule: &str) -> Vec<saker_event::Alert> {
     d.flush().unwrap();
     d.store
-        .query_alerts(
-            &Query::new()
-                .filter(format!("rule = \"{rule}\""))
-                .limit(100),
-        )
+        .query_alerts(&Query::new().filter(format!("rule = \"{rule}\"")).limit(100))
         .unwrap()
         .items
 }
