@@ -308,6 +308,8 @@ pub(crate) fn spawn(
                 Transition::Raised => tracing::warn!("{}: {}", a.rule, a.output),
                 Transition::Cleared => tracing::info!("{}: {}", a.rule, a.output),
             }
+            // Counted like rule alerts, so `saker_alerts_total` shows drop episodes too.
+            src.counters.metrics.on_alert(&a);
             let _ = src.alerts_tx.send(Arc::new(a.clone()));
             if !src.writer.send(a) {
                 tracing::warn!("health: the store's queue is full; the health alert is not stored");
