@@ -12,6 +12,8 @@ pub mod api;
 pub mod daemon;
 pub mod detect;
 pub mod enrich;
+/// The one escaping of workload strings for terminals and JSON lines (CLI and `sakerd events`).
+pub mod escape;
 pub mod fields;
 pub mod health;
 pub mod metrics;

@@ -16,11 +16,6 @@ use saker::{
 use saker_assist::{AssistConfig, Assistant};
 use saker_enrich::ContainerdConfig;
 
-// The CLI's escaping, for `sakerd events` (only json_safe is used here).
-#[allow(dead_code)]
-#[path = "../cli/escape.rs"]
-mod escape;
-
 #[derive(Parser)]
 #[command(
     name = "sakerd",
@@ -328,7 +323,7 @@ async fn print_events(sensor: &mut Sensor, count: Option<u64>) -> anyhow::Result
                 let Some(ev) = ev else { break };
                 let mut out = stdout.lock();
                 // serde_json leaves DEL, C1 controls and bidi characters raw.
-                out.write_all(escape::json_safe(&serde_json::to_string(&ev)?).as_bytes())?;
+                out.write_all(saker::escape::json_safe(&serde_json::to_string(&ev)?).as_bytes())?;
                 out.write_all(b"\n")?;
                 out.flush()?;
                 n += 1;

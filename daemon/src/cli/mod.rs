@@ -3,13 +3,13 @@
 //! Layout: `args` (syntax), `conn` (reaching nodes: unix socket, mTLS, DNS fan-out),
 //! `fanout` (concurrent calls and pure merge functions), `commands` (one function per
 //! subcommand: calls, then rendering), `render`/`answer`/`table` (pure text rendering),
-//! `escape` (the one terminal-escaping function), `exit` (exit codes), `timefmt`.
+//! `escape` (the one terminal-escaping function, in the library: `sakerd events` uses it too), `exit` (exit codes), `timefmt`.
 
 mod answer;
 mod args;
 mod commands;
 mod conn;
-mod escape;
+use saker::escape;
 mod exit;
 mod fanout;
 #[cfg(test)]
