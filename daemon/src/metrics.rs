@@ -410,47 +410,34 @@ pub fn render(d: &Daemon, outputs: Option<&OutputStats>) -> String {
     );
 
     if let Some(st) = outputs {
-        header(
-            &mut o,
-            "saker_output_sent_total",
-            "counter",
-            "Alerts delivered, by output.",
-        );
-        for out in st.outputs() {
-            let _ = writeln!(
-                o,
-                "saker_output_sent_total{{output=\"{}\"}} {}",
-                out.name,
-                out.sent.load(Relaxed)
-            );
-        }
-        header(
-            &mut o,
-            "saker_output_retries_total",
-            "counter",
-            "Delivery attempts retried, by output.",
-        );
-        for out in st.outputs() {
-            let _ = writeln!(
-                o,
-                "saker_output_retries_total{{output=\"{}\"}} {}",
-                out.name,
-                out.retries.load(Relaxed)
-            );
-        }
-        header(
-            &mut o,
-            "saker_output_failures_total",
-            "counter",
-            "Alerts given up after all retries (or a write error), by output.",
-        );
-        for out in st.outputs() {
-            let _ = writeln!(
-                o,
-                "saker_output_failures_total{{output=\"{}\"}} {}",
-                out.name,
-                out.failed.load(Relaxed)
-            );
+        type Get = fn(&crate::outputs::OutputCounters) -> &AtomicU64;
+        let per_output: [(&str, &str, Get); 3] = [
+            (
+                "saker_output_sent_total",
+                "Alerts delivered, by output.",
+                |c| &c.sent,
+            ),
+            (
+                "saker_output_retries_total",
+                "Delivery attempts retried, by output.",
+                |c| &c.retries,
+            ),
+            (
+                "saker_output_failures_total",
+                "Alerts given up after all retries (or a write error), by output.",
+                |c| &c.failed,
+            ),
+        ];
+        for (name, help, get) in per_output {
+            header(&mut o, name, "counter", help);
+            for out in st.outputs() {
+                let _ = writeln!(
+                    o,
+                    "{name}{{output=\"{}\"}} {}",
+                    out.name,
+                    get(out).load(Relaxed)
+                );
+            }
         }
     }
 
